@@ -1,0 +1,55 @@
+"""instrument: a flight recorder for Python programs.
+
+Record events into per-thread ring buffers and read them back as snapshots,
+in the style of LTTng's snapshot mode::
+
+    import instrument
+
+    instrument.start()
+
+    @instrument.trace
+    def handle(order_id): ...
+
+    instrument.event("cache.miss", key="user:42")
+    snap = instrument.snapshot()
+    for ev in snap.events[-10:]:
+        print(ev.timestamp, ev.thread_name, ev.name, ev.fields)
+
+Nothing is recorded before :func:`start` (or ``RINGTRACE=1`` in the
+environment); traced code then costs about one wrapt pass-through.
+"""
+
+from .channel import Channel
+from .context import register_context, unregister_context
+from .control import consume, recorder, recording, snapshot, start, start_from_environment, stop
+from .hotpath import event
+from .patching import Patch, patch, patch_module, patched, unpatch
+from .recorder import Recorder
+from .snapshot import Event, Snapshot, StreamInfo
+from .tracing import span, trace
+
+__all__ = [
+    "Channel",
+    "Event",
+    "Patch",
+    "Recorder",
+    "Snapshot",
+    "StreamInfo",
+    "consume",
+    "event",
+    "patch",
+    "patch_module",
+    "patched",
+    "recorder",
+    "recording",
+    "register_context",
+    "snapshot",
+    "span",
+    "start",
+    "stop",
+    "trace",
+    "unpatch",
+    "unregister_context",
+]
+
+start_from_environment()

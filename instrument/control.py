@@ -1,0 +1,109 @@
+"""Starting and stopping the process-wide recorder, and reading it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+
+from . import hotpath
+from .channel import Channel
+from .reading import consume as _consume
+from .reading import take_snapshot
+from .recorder import Recorder
+from .snapshot import Event, Snapshot, StreamInfo
+from .values import DEFAULT_MAX_FIELD_CHARS
+
+_lock = threading.Lock()
+
+
+def start(
+    channels: Iterable[Channel] | None = None,
+    *,
+    max_dead_streams: int = 64,
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
+    redact: Iterable[str] | bool = True,
+) -> Recorder:
+    """Start recording, process-wide, into fresh rings.
+
+    ``channels`` defaults to one overwrite-mode channel named ``default``
+    taking every event. ``max_dead_streams`` caps the streams of ended
+    threads kept readable; ``max_field_chars`` caps each field value as read;
+    ``redact`` is ``True`` (hide credential-like field names), ``False``, or
+    the list of name fragments to hide. Raises ``RuntimeError`` if already
+    started: call :func:`stop` first.
+    """
+    with _lock:
+        if hotpath.active() is not None:
+            raise RuntimeError("instrument is already recording; call instrument.stop() first")
+        recorder = Recorder(
+            channels,
+            max_dead_streams=max_dead_streams,
+            max_field_chars=max_field_chars,
+            redact=redact,
+        )
+        hotpath.activate(recorder)
+        return recorder
+
+
+def stop() -> Recorder:
+    """Stop recording. Returns the stopped recorder, still readable.
+
+    Raises ``RuntimeError`` if not recording.
+    """
+    with _lock:
+        recorder = hotpath.active()
+        if recorder is None:
+            raise RuntimeError("instrument is not recording; call instrument.start() first")
+        hotpath.activate(None)
+        return recorder
+
+
+def recording() -> bool:
+    """Whether events are being recorded now."""
+    return hotpath.active() is not None
+
+
+def recorder() -> Recorder | None:
+    """The recorder in use, or ``None`` when not recording."""
+    return hotpath.active()
+
+
+def _require(given: Recorder | None) -> Recorder:
+    rec = given if given is not None else hotpath.active()
+    if rec is None:
+        raise RuntimeError("instrument is not recording; call instrument.start() first")
+    return rec
+
+
+def snapshot(since: int | None = None, *, recorder: Recorder | None = None) -> Snapshot:
+    """Read every stream into a :class:`Snapshot`, without stopping writers.
+
+    ``since`` (monotonic ns, as ``time.monotonic_ns()``) keeps only events at
+    or after it. ``recorder`` reads a stopped recorder instead of the active one.
+    """
+    return take_snapshot(_require(recorder), since)
+
+
+def consume(
+    *, flush: bool = False, recorder: Recorder | None = None
+) -> Iterator[tuple[StreamInfo, list[Event]]]:
+    """Drain discard-mode channels sub-buffer by sub-buffer (see reading.consume)."""
+    return _consume(_require(recorder), flush=flush)
+
+
+def _after_fork_in_child() -> None:
+    recorder = hotpath.active()
+    if recorder is not None:
+        recorder.after_fork()
+        hotpath.activate(recorder)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def start_from_environment() -> None:
+    """``RINGTRACE=1`` in the environment starts recording at import."""
+    if os.environ.get("RINGTRACE", "").strip().lower() in ("1", "true", "yes", "on"):
+        if hotpath.active() is None:
+            start()

@@ -1,0 +1,197 @@
+"""Everything that runs for every recorded event, kept in one module.
+
+The shape of this module is dictated by speed: a CPython function call costs
+as much as the whole write, so the write is spelled out inline in the two
+places that run most (``event`` and the traced-call wrapper) instead of
+being a helper. The state they read is module-global for the same reason.
+
+Finding the stream: each thread keeps a dict ``_local.routes`` from an event
+name (or ``(channel, name)`` for an explicit channel) to the stream it is
+written to. A thread's first event of a name takes the slow path
+(``_route``), which validates the name and asks the recorder. The common
+case, one overwrite-mode channel without per-event context, is a plain
+``Stream``; everything else (discard mode at its limit, several channels,
+dynamic context, a name no channel takes) is an object whose ``limit`` is
+below every position, so the write falls into its ``overflow`` method.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from time import monotonic_ns
+from typing import TYPE_CHECKING, Any
+
+from .stream import ENTRY, EVENT, EXIT
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+_recorder: Recorder | None = None
+_local = threading.local()
+
+_NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
+
+
+def activate(recorder: Recorder | None) -> None:
+    """Point the hot path at ``recorder`` (``None`` stops recording).
+
+    A fresh ``threading.local`` drops every thread's cached routes at once.
+    """
+    global _recorder, _local
+    _local = threading.local()
+    _recorder = recorder
+
+
+def active() -> Recorder | None:
+    """The recorder events go to now, if any."""
+    return _recorder
+
+
+def check_name(name: object) -> str:
+    """``name`` if it is a valid event name, else a ``TypeError``/``ValueError``."""
+    if not isinstance(name, str):
+        raise TypeError(f"event name must be a str, got {type(name).__name__} {name!r}")
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"event name must be 1 to 256 printable characters without spaces, got {name!r}"
+        )
+    return name
+
+
+def _route(key: Any) -> Any:
+    """Slow path: the stream (or route) this thread writes ``key`` to."""
+    recorder = _recorder
+    if recorder is None:  # stopped between the caller's check and here
+        return _NOWHERE
+    try:
+        routes = _local.routes
+    except AttributeError:
+        routes = _local.routes = {}
+        recorder.attach_thread(_local)
+    name = key[1] if type(key) is tuple else key
+    check_name(name)
+    target = recorder.route(key, name, _local.end.streams)
+    if len(routes) < 65536:  # bound the cache if names are generated
+        routes[key] = target
+    return target
+
+
+class _Nowhere:
+    """The route of an event no channel takes: writes go nowhere, uncounted."""
+
+    pos = 0
+    limit = -1
+
+    def overflow(self, record: Any) -> None:
+        pass
+
+
+_NOWHERE = _Nowhere()
+
+
+def event(name: str, /, **fields: Any) -> None:
+    """Record a point event ``name`` with ``fields`` on this thread's stream.
+
+    Costs one dict lookup and one slot store when recording, a global check
+    when not. Field values are kept as they are and converted to plain data
+    when a snapshot reads them (see :mod:`instrument.values`).
+    """
+    if _recorder is None:
+        return
+    try:
+        s = _local.routes[name]
+    except (AttributeError, KeyError, TypeError):
+        s = _route(name)
+    pos = s.pos
+    if pos < s.limit:
+        s.slots[pos & s.mask] = (pos, monotonic_ns(), EVENT, name, fields or None)
+        s.pos = pos + 1
+    else:
+        s.overflow((0, monotonic_ns(), EVENT, name, fields or None))
+
+
+def emit(key: Any, kind: str, name: str, fields: Any) -> int:
+    """Record one event of ``kind`` and return its timestamp (0 when off).
+
+    For the paths that run less often than a plain call: spans, generators,
+    coroutines, exits by exception.
+    """
+    if _recorder is None:
+        return 0
+    try:
+        s = _local.routes[key]
+    except (AttributeError, KeyError):
+        s = _route(key)
+    ts = monotonic_ns()
+    pos = s.pos
+    if pos < s.limit:
+        s.slots[pos & s.mask] = (pos, ts, kind, name, fields)
+        s.pos = pos + 1
+    else:
+        s.overflow((0, ts, kind, name, fields))
+    return ts
+
+
+Capture = Callable[[Any, tuple[Any, ...], dict[str, Any]], "dict[str, Any] | None"]
+Finish = Callable[[int, Any], "dict[str, Any] | int"]
+
+
+def call_wrapper(key: Any, name: str, capture: Capture | None, finish: Finish | None) -> Any:
+    """The wrapt wrapper of a traced plain function: an entry and an exit event.
+
+    The exit record stores the entry timestamp instead of a fields dict; the
+    reader turns it into ``duration_ns``. ``capture`` builds entry fields
+    from the arguments, ``finish`` exit fields from the return value.
+    """
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        if _recorder is None:
+            return wrapped(*args, **kwargs)
+        try:
+            s = _local.routes[key]
+        except (AttributeError, KeyError):
+            s = _route(key)
+        fields = None if capture is None else capture(instance, args, kwargs)
+        t0 = monotonic_ns()
+        pos = s.pos
+        if pos < s.limit:
+            s.slots[pos & s.mask] = (pos, t0, ENTRY, name, fields)
+            s.pos = pos + 1
+        else:
+            s.overflow((0, t0, ENTRY, name, fields))
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            emit(key, EXIT, name, exit_error(t0, exc))
+            raise
+        t1 = monotonic_ns()
+        out = t0 if finish is None else finish(t0, result)
+        pos = s.pos
+        if pos < s.limit:
+            s.slots[pos & s.mask] = (pos, t1, EXIT, name, out)
+            s.pos = pos + 1
+        else:
+            s.overflow((0, t1, EXIT, name, out))
+        return result
+
+    return wrapper
+
+
+def exit_error(t0: int, exc: BaseException) -> dict[str, Any]:
+    """Exit fields for a call that ended with ``exc``."""
+    return {
+        "duration_ns": monotonic_ns() - t0,
+        "exception": type(exc).__qualname__,
+        "message": str_safely(exc),
+    }
+
+
+def str_safely(exc: BaseException) -> str:
+    """``str(exc)``, or a note saying it raised: exceptions are user objects."""
+    try:
+        return str(exc)
+    except Exception as inner:
+        return f"<str() raised {type(inner).__name__}>"

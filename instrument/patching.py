@@ -1,0 +1,298 @@
+"""Tracing code nobody decorated: wrapt patches on third-party functions.
+
+``patch("pkg.mod:Class.method")`` replaces the attribute with a traced
+wrapper; if ``pkg.mod`` is not imported yet, a wrapt post-import hook does it
+when it is. Patching the same target twice is a no-op, and :func:`unpatch`
+puts back exactly what was there (or removes the attribute if it was
+inherited), and cancels a hook that has not fired yet.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.machinery
+import inspect
+import os
+import pkgutil
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from types import ModuleType, TracebackType
+from typing import Any
+
+import wrapt
+
+from .tracing import FieldSpec, TracedFunction, make_wrapper
+
+_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_lock = threading.RLock()
+_active: dict[str, Patch] = {}
+
+
+class Patch:
+    """One patched target; ``unpatch()`` or leaving a ``with`` block undoes it."""
+
+    def __init__(self, target: str, options: dict[str, Any]):
+        self.target = target
+        self.module, self.path = target.split(":")
+        self.options = options
+        self.applied = False
+        self.cancelled = False
+        self._parent: Any = None
+        self._attribute = ""
+        self._original: Any = None
+        self._owned = False  # the attribute was in the parent's own __dict__
+        self._hook: Any = None
+
+    def _apply(self, module: ModuleType) -> None:
+        parent, attribute, original = wrapt.resolve_path(module, self.path)
+        if isinstance(_unwrap_descriptor(original), TracedFunction):
+            return  # already traced by @trace or another patch: never wrap twice
+        if not callable(original) and not isinstance(original, (classmethod, staticmethod)):
+            raise TypeError(f"patch target {self.target!r} is not callable: {original!r}")
+        wrapper = make_wrapper(original, **self.options)
+        self._owned = attribute in getattr(parent, "__dict__", {})
+        self._parent, self._attribute, self._original = parent, attribute, original
+        wrapt.apply_patch(parent, attribute, TracedFunction(original, wrapper))
+        self.applied = True
+
+    def _on_import(self, module: ModuleType) -> None:
+        with _lock:
+            if self.cancelled or self.applied:
+                return
+            try:
+                self._apply(module)
+            except Exception as exc:  # cannot raise into the user's import
+                warnings.warn(
+                    f"ringtrace: cannot patch {self.target!r} on import: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def unpatch(self) -> None:
+        """Restore the original attribute, or cancel the pending import hook."""
+        with _lock:
+            if _active.get(self.target) is self:
+                del _active[self.target]
+            self.cancelled = True
+            if self._hook is not None:
+                _forget_hook(self.module, self._hook)
+                self._hook = None
+            if self.applied:
+                if self._owned:
+                    setattr(self._parent, self._attribute, self._original)
+                else:
+                    delattr(self._parent, self._attribute)
+                self.applied = False
+
+    def __enter__(self) -> Patch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unpatch()
+
+    def __repr__(self) -> str:
+        state = "applied" if self.applied else "cancelled" if self.cancelled else "pending"
+        return f"<Patch {self.target} {state}>"
+
+
+def _unwrap_descriptor(obj: Any) -> Any:
+    return obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
+
+
+def _forget_hook(module: str, hook: Any) -> None:
+    # wrapt has no public way to remove a post-import hook; the hook checks
+    # ``cancelled`` anyway, this only keeps wrapt's table from growing.
+    from wrapt import importer
+
+    with importer._post_import_hooks_lock:
+        hooks = importer._post_import_hooks.get(module)
+        if hooks and hook in hooks:
+            hooks.remove(hook)
+            if not hooks:
+                del importer._post_import_hooks[module]
+
+
+def patch(
+    target: str,
+    *,
+    name: str | None = None,
+    fields: FieldSpec = None,
+    retval: bool = False,
+    channel: str | None = None,
+) -> Patch:
+    """Trace ``"pkg.mod:Class.method"`` (or ``"pkg.mod:function"``).
+
+    Takes the options of :func:`instrument.trace`. If the module is not
+    imported yet, the patch is applied when it is. Returns a :class:`Patch`,
+    usable as a context manager for a scoped patch.
+    """
+    if not isinstance(target, str) or not _TARGET_RE.match(target):
+        raise ValueError(
+            f"patch target must look like 'package.module:Class.method', got {target!r}"
+        )
+    options = {"name": name, "fields": fields, "retval": retval, "channel": channel}
+    with _lock:
+        existing = _active.get(target)
+        if existing is not None:
+            return existing
+        handle = Patch(target, options)
+        module = sys.modules.get(handle.module)
+        if module is not None:
+            try:
+                handle._apply(module)
+            except AttributeError as exc:
+                raise AttributeError(f"cannot patch {target!r}: {exc}") from None
+        else:
+            handle._hook = handle._on_import
+            wrapt.register_post_import_hook(handle._hook, handle.module)
+        _active[target] = handle
+        return handle
+
+
+def unpatch(target: str | Patch) -> None:
+    """Undo :func:`patch` for ``target`` (a target string or a Patch)."""
+    with _lock:
+        handle = target if isinstance(target, Patch) else _active.get(target)
+        if handle is None:
+            raise KeyError(f"{target!r} is not patched")
+        handle.unpatch()
+
+
+def patched() -> list[str]:
+    """The targets patched or waiting for their module, in patch order."""
+    with _lock:
+        return list(_active)
+
+
+class ModulePatch:
+    """Every patch :func:`patch_module` made; ``unpatch()`` undoes them all."""
+
+    def __init__(self, package: str, include: Sequence[str], exclude: Sequence[str]):
+        self.package = package
+        self.include = include
+        self.exclude = exclude
+        self.patches: list[Patch] = []
+        self.cancelled = False
+        self._hooks: list[tuple[str, Any]] = []
+
+    def _wanted(self, qualified: str) -> bool:
+        if not any(fnmatch.fnmatchcase(qualified, g) for g in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(qualified, g) for g in self.exclude)
+
+    def _patch_module(self, module: ModuleType) -> None:
+        with _lock:
+            if self.cancelled:
+                return
+            for target in _callables_of(module, self.package):
+                if self._wanted(target.replace(":", ".")) and target not in _active:
+                    try:
+                        self.patches.append(patch(target))
+                    except Exception:  # an odd attribute must not stop the rest
+                        continue
+
+    def unpatch(self) -> None:
+        with _lock:
+            self.cancelled = True
+            for module, hook in self._hooks:
+                _forget_hook(module, hook)
+            self._hooks.clear()
+            for handle in reversed(self.patches):
+                handle.unpatch()
+            self.patches.clear()
+
+    def __enter__(self) -> ModulePatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unpatch()
+
+
+_TRACED_DUNDERS = frozenset({"__init__", "__call__", "__enter__", "__exit__"})
+
+
+def _callables_of(module: ModuleType, package: str) -> Iterable[str]:
+    """Patch targets for the functions and methods of ``package`` in ``module``.
+
+    Functions are taken wherever the package's modules expose them (a
+    package often re-exports its functions); classes only where defined.
+    """
+    mod = module.__name__
+
+    def ours(obj: Any) -> bool:
+        owner = getattr(obj, "__module__", None) or ""
+        return owner == package or owner.startswith(package + ".")
+
+    for attr, obj in list(vars(module).items()):
+        if attr.startswith("__"):
+            continue
+        if inspect.isfunction(obj) and ours(obj):
+            yield f"{mod}:{attr}"
+        elif inspect.isclass(obj) and getattr(obj, "__module__", None) == mod:
+            for meth, member in list(vars(obj).items()):
+                if meth.startswith("__") and meth not in _TRACED_DUNDERS:
+                    continue
+                if inspect.isfunction(_unwrap_descriptor(member)):
+                    yield f"{mod}:{attr}.{meth}"
+
+
+def _submodules(package: ModuleType) -> list[str]:
+    """Names of every module under ``package``, found without importing them."""
+    names: list[str] = []
+    todo = [(list(getattr(package, "__path__", [])), package.__name__)]
+    while todo:
+        paths, prefix = todo.pop()
+        for info in pkgutil.iter_modules(paths):
+            if info.name == "__main__":
+                continue
+            full = f"{prefix}.{info.name}"
+            names.append(full)
+            finder = info.module_finder
+            if info.ispkg and isinstance(finder, importlib.machinery.FileFinder):
+                todo.append(([os.path.join(finder.path, info.name)], full))
+    return names
+
+
+def patch_module(
+    package: str,
+    *,
+    include: Sequence[str] = ("*",),
+    exclude: Sequence[str] = ("*._*",),
+) -> ModulePatch:
+    """Trace every function and method defined in ``package`` and its modules.
+
+    ``include``/``exclude`` are globs on ``module.qualname`` (private names
+    are excluded by default). Modules are never imported for this: those
+    already imported are patched now, the others when they are imported.
+    """
+    if not isinstance(package, str) or not re.match(r"^[A-Za-z_][\w.]*$", package):
+        raise ValueError(f"patch_module takes a dotted package name, got {package!r}")
+    group = ModulePatch(package, tuple(include), tuple(exclude))
+
+    def on_package(module: ModuleType) -> None:
+        group._patch_module(module)
+        for name in _submodules(module):
+            hook = group._patch_module
+            group._hooks.append((name, hook))
+            wrapt.register_post_import_hook(hook, name)
+
+    root = sys.modules.get(package)
+    if root is None:
+        group._hooks.append((package, on_package))
+        wrapt.register_post_import_hook(on_package, package)
+    else:
+        on_package(root)
+    return group

@@ -1,0 +1,186 @@
+"""The recorder: channels, the registry of streams, and thread life cycles.
+
+A process has at most one active recorder (``instrument.start``). It creates
+a thread's streams on the thread's first event, notices when the thread ends
+(its thread-local data is released), keeps the streams of ended threads
+readable, and evicts the oldest of them beyond ``max_dead_streams``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from . import context
+from .channel import Channel
+from .hotpath import _NOWHERE
+from .stream import Record, Stream
+from .values import DEFAULT_MAX_FIELD_CHARS, DEFAULT_REDACT, Redactor
+
+
+class _ThreadEnd:
+    """Kept in a thread's thread-local data; released when the thread ends."""
+
+    __slots__ = ("__weakref__", "streams")
+
+    def __init__(self) -> None:
+        self.streams: dict[str, Stream] = {}
+
+
+class Route:
+    """Where a thread writes a name that needs more than one plain stream.
+
+    Several channels take the name, or a channel records dynamic context.
+    ``pos``/``limit`` make the hot path's bounds check always fail, so every
+    write comes to :meth:`overflow`.
+    """
+
+    pos = 0
+    limit = -1
+
+    def __init__(self, targets: Sequence[tuple[Stream, tuple[tuple[str, context.Provider], ...]]]):
+        self.targets = tuple(targets)
+        self.busy = False
+
+    def overflow(self, record: Record) -> None:
+        # A provider that records an event lands here again: that event is
+        # written without dynamic context instead of recursing.
+        reentered = self.busy
+        self.busy = True
+        try:
+            for stream, providers in self.targets:
+                if providers and not reentered:
+                    stream.overflow((*record, context.evaluate(providers)))
+                elif providers:
+                    stream.overflow((*record, (None,) * len(providers)))
+                else:
+                    stream.overflow(record)
+        finally:
+            self.busy = reentered
+
+
+class Recorder:
+    """Owns the channels and every stream created from them."""
+
+    def __init__(
+        self,
+        channels: Iterable[Channel] | None = None,
+        *,
+        max_dead_streams: int = 64,
+        max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
+        redact: Iterable[str] | bool = True,
+    ):
+        chans = list(channels) if channels is not None else [Channel()]
+        if not chans:
+            raise ValueError("start() needs at least one channel")
+        self.channels: dict[str, Channel] = {}
+        for chan in chans:
+            if not isinstance(chan, Channel):
+                raise TypeError(f"channels must be instrument.Channel objects, got {chan!r}")
+            if chan.name in self.channels:
+                raise ValueError(f"two channels are named {chan.name!r}")
+            self.channels[chan.name] = chan
+        self._providers = {c.name: context.dynamic_providers(c.contexts) for c in chans}
+        if isinstance(max_dead_streams, bool) or not isinstance(max_dead_streams, int):
+            raise TypeError(f"max_dead_streams must be an int, got {max_dead_streams!r}")
+        if max_dead_streams < 0:
+            raise ValueError(f"max_dead_streams must be >= 0, got {max_dead_streams}")
+        if isinstance(max_field_chars, bool) or not isinstance(max_field_chars, int):
+            raise TypeError(f"max_field_chars must be an int, got {max_field_chars!r}")
+        if max_field_chars < 16:
+            raise ValueError(f"max_field_chars must be >= 16, got {max_field_chars}")
+        self.max_dead_streams = max_dead_streams
+        self.max_field_chars = max_field_chars
+        if redact is True:
+            self.redactor = Redactor(DEFAULT_REDACT)
+        elif redact is False:
+            self.redactor = Redactor(())
+        else:
+            self.redactor = Redactor(list(redact))
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._streams: list[Stream] = []
+        self._dead: deque[Stream] = deque()
+        self._watch: set[weakref.ref[_ThreadEnd]] = set()
+        self.evicted = 0
+
+    # -- called from the hot path's slow branch, in the writing thread --------
+
+    def attach_thread(self, local: Any) -> None:
+        """Give the calling thread a sentinel that tells us when it ends."""
+        end = _ThreadEnd()
+        local.end = end
+        streams = end.streams
+
+        def ended(ref: weakref.ref[_ThreadEnd]) -> None:
+            self._watch.discard(ref)
+            for stream in streams.values():
+                stream.alive = False
+                self._dead.append(stream)
+
+        self._watch.add(weakref.ref(end, ended))
+
+    def route(self, key: Any, name: str, streams: dict[str, Stream]) -> Any:
+        """The stream or :class:`Route` the calling thread writes ``key`` to.
+
+        ``streams`` are the calling thread's streams by channel name.
+        """
+        if type(key) is tuple:
+            chan = self.channels.get(key[0])
+            if chan is None:
+                raise ValueError(
+                    f"unknown channel {key[0]!r}; channels: {', '.join(self.channels)}"
+                )
+            chans = [chan]
+        else:
+            chans = [c for c in self.channels.values() if c.takes(name)]
+        if not chans:
+            return _NOWHERE
+        targets = []
+        for chan in chans:
+            stream = streams.get(chan.name)
+            if stream is None:
+                stream = streams[chan.name] = self._new_stream(chan)
+            targets.append((stream, self._providers[chan.name]))
+        if len(targets) == 1 and not targets[0][1]:
+            return targets[0][0]
+        return Route(targets)
+
+    def _new_stream(self, chan: Channel) -> Stream:
+        thread = threading.current_thread()
+        stream = Stream(chan, thread, context.static_context(thread, self.pid))
+        with self._lock:
+            self._evict()
+            self._streams.append(stream)
+        return stream
+
+    def _evict(self) -> None:
+        # Caller holds the lock. Oldest dead streams go first.
+        excess = len(self._dead) - self.max_dead_streams
+        for _ in range(max(excess, 0)):
+            stream = self._dead.popleft()
+            try:
+                self._streams.remove(stream)
+                self.evicted += 1
+            except ValueError:
+                pass
+
+    # -- readers --------------------------------------------------------------
+
+    def streams(self) -> list[Stream]:
+        """Every stream still held, live and ended, in creation order."""
+        with self._lock:
+            self._evict()
+            return list(self._streams)
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's streams, start fresh ones."""
+        self._lock = threading.Lock()
+        self._streams = []
+        self._dead = deque()
+        self._watch = set()
+        self.pid = os.getpid()

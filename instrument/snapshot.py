@@ -1,0 +1,130 @@
+"""The snapshot data model: what a reader got out of the rings, as plain data.
+
+A :class:`Snapshot` is independent of the recorder it came from: every value
+in it is a str, int, float, bool, None, or a list/dict/tuple of those, so it
+can be pickled across processes (pytest-xdist), written in any format, and
+read back equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class Event(NamedTuple):
+    """One recorded event.
+
+    ``kind`` is ``"event"`` for a point event, ``"entry"``/``"exit"`` for
+    the two ends of a traced call or span. ``timestamp`` is monotonic
+    nanoseconds (add ``Snapshot.clock_offset_ns`` for wall-clock time).
+    ``fields`` and ``context`` may be shared between events: treat them as
+    read-only.
+    """
+
+    timestamp: int
+    name: str
+    kind: str
+    thread_id: int
+    thread_name: str
+    fields: dict[str, Any]
+    context: dict[str, Any]
+    channel: str
+    position: int
+
+
+@dataclass
+class StreamInfo:
+    """What a snapshot read from one stream (one thread on one channel).
+
+    Positions are free-running: ``first_position``/``last_position`` are the
+    first and last records read (``None`` when nothing was), ``gaps`` the
+    ``[start, end)`` position ranges of skipped sub-buffers (each a whole
+    number of sub-buffers). Loss counters: ``overwritten`` (records older than
+    the ring still holds, by design in overwrite mode), ``dropped`` (discard
+    mode, ring full), ``skipped`` (records in skipped sub-buffers).
+    """
+
+    channel: str
+    thread_id: int
+    thread_name: str
+    alive: bool
+    mode: str
+    subbuf_size: int
+    num_subbuf: int
+    produced: int
+    first_position: int | None = None
+    last_position: int | None = None
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    overwritten: int = 0
+    dropped: int = 0
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        """Records lost in sub-buffers this snapshot skipped."""
+        return sum(end - start for start, end in self.gaps)
+
+    @property
+    def skipped_subbufs(self) -> int:
+        """Sub-buffers this snapshot skipped."""
+        return sum((end - start) // self.subbuf_size for start, end in self.gaps)
+
+
+@dataclass
+class Snapshot:
+    """Events read from every stream, merged in timestamp order.
+
+    ``clock_offset_ns`` is wall-clock time minus monotonic time when the
+    snapshot was taken; ``taken_at`` is the monotonic time it was taken;
+    ``since`` the lower bound it was taken with; ``metadata`` free-form plain
+    data (the pytest plugin puts the test id, phase and worker there).
+    """
+
+    events: list[Event]
+    streams: list[StreamInfo]
+    clock_offset_ns: int
+    taken_at: int
+    since: int | None = None
+    pid: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    @property
+    def threads(self) -> list[tuple[int, str]]:
+        """(thread id, thread name) of every stream, in stream order, unique."""
+        seen: dict[int, str] = {}
+        for info in self.streams:
+            seen.setdefault(info.thread_id, info.thread_name)
+        return list(seen.items())
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped by full discard-mode rings."""
+        return sum(s.dropped for s in self.streams)
+
+    @property
+    def skipped(self) -> int:
+        """Events lost in sub-buffers skipped by this snapshot."""
+        return sum(s.skipped for s in self.streams)
+
+    @property
+    def skipped_subbufs(self) -> int:
+        """Sub-buffers this snapshot skipped (a writer was in them)."""
+        return sum(s.skipped_subbufs for s in self.streams)
+
+    @property
+    def overwritten(self) -> int:
+        """Events older than the rings hold (overwrite mode, by design)."""
+        return sum(s.overwritten for s in self.streams)
+
+    @property
+    def lost(self) -> int:
+        """Events lost other than by design: dropped plus skipped."""
+        return self.dropped + self.skipped

@@ -1,0 +1,304 @@
+"""``@trace`` and ``span``: entry and exit events around code.
+
+Built on wrapt's ``FunctionWrapper``, so a traced function keeps its
+signature, ``__wrapped__``, docstring and descriptor behaviour (methods,
+classmethods, staticmethods), and ``isinstance`` checks pass through.
+Generators, coroutines and async generators are traced from their first
+resumption to their end, and behave exactly as the original under
+``send``/``throw``/``close`` (and ``asend``/``athrow``/``aclose``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
+from types import TracebackType
+from typing import Any, Literal, TypeVar, overload
+
+import wrapt
+
+from . import hotpath
+from .hotpath import call_wrapper, check_name, emit, exit_error
+from .stream import ENTRY, EXIT
+from .values import DEFAULT_MAX_FIELD_CHARS, plain_value
+
+F = TypeVar("F", bound=Callable[..., Any])
+FieldSpec = Sequence[str] | Literal["*"] | None
+
+
+def _limit() -> int:
+    recorder = hotpath.active()
+    return recorder.max_field_chars if recorder is not None else DEFAULT_MAX_FIELD_CHARS
+
+
+def _unwrap_descriptor(func: Any) -> Any:
+    return func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
+
+
+def _capture_for(func: Any, fields: FieldSpec) -> hotpath.Capture | None:
+    """A function that turns call arguments into entry fields, or ``None``."""
+    if fields is None:
+        return None
+    target = _unwrap_descriptor(func)
+    sig = inspect.signature(target)
+    params = list(sig.parameters)
+    if isinstance(fields, str):
+        if fields != "*":
+            raise ValueError(f"fields must be a list of argument names or '*', got {fields!r}")
+        wanted = [p for p in params if p not in ("self", "cls")]
+    else:
+        wanted = list(fields)
+        unknown = [f for f in wanted if f not in params]
+        if unknown:
+            raise ValueError(
+                f"trace(fields=...) names {unknown} which are not parameters of "
+                f"{getattr(target, '__qualname__', target)!r}; parameters: {params}"
+            )
+    takes_self = bool(params) and params[0] in ("self", "cls")
+
+    def capture(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if takes_self and instance is not None:
+                bound = sig.bind(instance, *args, **kwargs)
+            else:
+                bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:  # the call itself is wrong: it will raise too
+            return {"arguments_error": str(exc)}
+        limit = _limit()
+        got = bound.arguments
+        return {name: plain_value(got[name], limit) for name in wanted if name in got}
+
+    return capture
+
+
+def _finish_for(retval: bool) -> hotpath.Finish | None:
+    if not retval:
+        return None
+
+    def finish(t0: int, result: Any) -> dict[str, Any]:
+        return {
+            "duration_ns": hotpath.monotonic_ns() - t0,
+            "retval": plain_value(result, _limit()),
+        }
+
+    return finish
+
+
+def _exit_fields(t0: int, finish: hotpath.Finish | None, result: Any) -> Any:
+    return t0 if finish is None else finish(t0, result)
+
+
+def _generator_wrapper(
+    key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
+) -> Any:
+    def traced(gen: Generator[Any, Any, Any], entry: Any) -> Generator[Any, Any, Any]:
+        __tracebackhide__ = True
+        t0 = emit(key, ENTRY, name, entry)
+        try:
+            result = yield from gen
+        except BaseException as exc:
+            emit(key, EXIT, name, exit_error(t0, exc))
+            raise
+        emit(key, EXIT, name, _exit_fields(t0, finish, result))
+        return result
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        gen = wrapped(*args, **kwargs)
+        if hotpath._recorder is None:
+            return gen
+        entry = None if capture is None else capture(instance, args, kwargs)
+        out = traced(gen, entry)
+        out.__name__, out.__qualname__ = gen.__name__, gen.__qualname__
+        return out
+
+    return wrapper
+
+
+def _coroutine_wrapper(
+    key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
+) -> Any:
+    async def traced(coro: Coroutine[Any, Any, Any], entry: Any) -> Any:
+        __tracebackhide__ = True
+        t0 = emit(key, ENTRY, name, entry)
+        try:
+            result = await coro
+        except BaseException as exc:  # CancelledError included: recorded, re-raised
+            emit(key, EXIT, name, exit_error(t0, exc))
+            raise
+        emit(key, EXIT, name, _exit_fields(t0, finish, result))
+        return result
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        coro = wrapped(*args, **kwargs)
+        if hotpath._recorder is None:
+            return coro
+        entry = None if capture is None else capture(instance, args, kwargs)
+        out = traced(coro, entry)
+        out.__name__, out.__qualname__ = coro.__name__, coro.__qualname__
+        return out
+
+    return wrapper
+
+
+def _async_generator_wrapper(
+    key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
+) -> Any:
+    async def traced(agen: AsyncGenerator[Any, Any], entry: Any) -> AsyncGenerator[Any, Any]:
+        # An async generator cannot ``yield from``: forward asend/athrow/aclose
+        # by hand, the way ``yield from`` does for plain generators.
+        __tracebackhide__ = True
+        t0 = emit(key, ENTRY, name, entry)
+        try:
+            try:
+                value = await agen.__anext__()
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        await agen.aclose()
+                        raise
+                    except BaseException as thrown:
+                        value = await agen.athrow(thrown)
+                    else:
+                        value = await agen.asend(sent)
+            except StopAsyncIteration:
+                pass
+        except BaseException as exc:
+            emit(key, EXIT, name, exit_error(t0, exc))
+            raise
+        emit(key, EXIT, name, _exit_fields(t0, finish, None))
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        agen = wrapped(*args, **kwargs)
+        if hotpath._recorder is None:
+            return agen
+        entry = None if capture is None else capture(instance, args, kwargs)
+        out = traced(agen, entry)
+        out.__name__, out.__qualname__ = agen.__name__, agen.__qualname__
+        return out
+
+    return wrapper
+
+
+def default_name(func: Any) -> str:
+    """``module.qualname`` of ``func``: the event name ``@trace`` uses."""
+    target = _unwrap_descriptor(func)
+    module = getattr(target, "__module__", None) or "?"
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", "?")
+    return f"{module}.{qualname}"
+
+
+def make_wrapper(
+    func: Any,
+    *,
+    name: str | None = None,
+    fields: FieldSpec = None,
+    retval: bool = False,
+    channel: str | None = None,
+) -> Callable[[Any, Any, Any, Any], Any]:
+    """The wrapt wrapper function that traces ``func`` (used by trace and patch)."""
+    event_name = check_name(default_name(func) if name is None else name)
+    if channel is not None and not isinstance(channel, str):
+        raise TypeError(f"channel must be a channel name (str), got {channel!r}")
+    key: Any = event_name if channel is None else (channel, event_name)
+    capture = _capture_for(func, fields)
+    finish = _finish_for(retval)
+    target = _unwrap_descriptor(func)
+    if inspect.isasyncgenfunction(target):
+        return _async_generator_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
+    if inspect.iscoroutinefunction(target):
+        return _coroutine_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
+    if inspect.isgeneratorfunction(target):
+        return _generator_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
+    return call_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
+
+
+class TracedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+    """The wrapt wrapper ``@trace`` and ``patch`` put around a function.
+
+    A distinct type so that patching never wraps a traced function twice.
+    """
+
+
+@overload
+def trace(func: F, /) -> F: ...
+@overload
+def trace(
+    *,
+    name: str | None = None,
+    fields: FieldSpec = None,
+    retval: bool = False,
+    channel: str | None = None,
+) -> Callable[[F], F]: ...
+def trace(
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    fields: FieldSpec = None,
+    retval: bool = False,
+    channel: str | None = None,
+) -> Any:
+    """Record an entry and an exit event around every call of a function.
+
+    The event name is ``module.qualname`` unless ``name`` is given.
+    ``fields`` lists argument names to record on entry (``"*"`` for all);
+    ``retval=True`` records the return value on exit. The exit event always
+    carries ``duration_ns``, and on an exception its type and message. Before
+    :func:`instrument.start` a traced call costs about one wrapt pass-through.
+    """
+    if func is not None and not callable(_unwrap_descriptor(func)):
+        raise TypeError(
+            f"@trace decorates a callable; got {func!r} (use @trace(name=...) for options)"
+        )
+
+    def decorate(f: Any) -> Any:
+        wrapper = make_wrapper(f, name=name, fields=fields, retval=retval, channel=channel)
+        return TracedFunction(f, wrapper)
+
+    return decorate if func is None else decorate(func)
+
+
+class span:  # noqa: N801 - used like a function, as in ``with span("load"):``
+    """An entry and an exit event around a block: ``with span("load", id=3):``.
+
+    Works with ``with`` and ``async with``; the exit event carries
+    ``duration_ns``, and the exception's type and message if one escapes
+    (the exception is never swallowed).
+    """
+
+    __slots__ = ("_key", "_t0", "fields", "name")
+
+    def __init__(self, name: str, /, *, channel: str | None = None, **fields: Any):
+        self.name = check_name(name)
+        self._key: Any = name if channel is None else (channel, name)
+        self.fields = fields or None
+        self._t0 = 0
+
+    def __enter__(self) -> span:
+        self._t0 = emit(self._key, ENTRY, self.name, self.fields)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._t0 == 0:  # recording was off when the block began
+            return
+        if exc is None:
+            emit(self._key, EXIT, self.name, self._t0)
+        else:
+            emit(self._key, EXIT, self.name, exit_error(self._t0, exc))
+
+    async def __aenter__(self) -> span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
