@@ -143,9 +143,30 @@ def call_wrapper(key: Any, name: str, capture: Capture | None, finish: Finish | 
 
     The exit record stores the entry timestamp instead of a fields dict; the
     reader turns it into ``duration_ns``. ``capture`` builds entry fields
-    from the arguments, ``finish`` exit fields from the return value.
+    from the arguments, ``finish`` exit fields from the return value; without
+    either (the common case) a leaner wrapper is returned.
     """
+    if capture is None and finish is None:
+        return _plain_call_wrapper(key, name)
 
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        if _recorder is None:
+            return wrapped(*args, **kwargs)
+        fields = None if capture is None else capture(instance, args, kwargs)
+        t0 = emit(key, ENTRY, name, fields)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            emit(key, EXIT, name, exit_error(t0, exc))
+            raise
+        emit(key, EXIT, name, t0 if finish is None else finish(t0, result))
+        return result
+
+    return wrapper
+
+
+def _plain_call_wrapper(key: Any, name: str) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         __tracebackhide__ = True
         if _recorder is None:
@@ -154,27 +175,25 @@ def call_wrapper(key: Any, name: str, capture: Capture | None, finish: Finish | 
             s = _local.routes[key]
         except (AttributeError, KeyError):
             s = _route(key)
-        fields = None if capture is None else capture(instance, args, kwargs)
+        slots = s.slots
         t0 = monotonic_ns()
         pos = s.pos
         if pos < s.limit:
-            s.slots[pos & s.mask] = (pos, t0, ENTRY, name, fields)
+            slots[pos & s.mask] = (pos, t0, ENTRY, name, None)
             s.pos = pos + 1
         else:
-            s.overflow((0, t0, ENTRY, name, fields))
+            s.overflow((0, t0, ENTRY, name, None))
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             emit(key, EXIT, name, exit_error(t0, exc))
             raise
-        t1 = monotonic_ns()
-        out = t0 if finish is None else finish(t0, result)
         pos = s.pos
         if pos < s.limit:
-            s.slots[pos & s.mask] = (pos, t1, EXIT, name, out)
+            slots[pos & s.mask] = (pos, monotonic_ns(), EXIT, name, t0)
             s.pos = pos + 1
         else:
-            s.overflow((0, t1, EXIT, name, out))
+            s.overflow((0, monotonic_ns(), EXIT, name, t0))
         return result
 
     return wrapper
