@@ -1,0 +1,13 @@
+"""The built-in formats, registered through the same hook as any plugin."""
+
+from __future__ import annotations
+
+from ..plugins import hookimpl
+from . import Format
+
+
+@hookimpl
+def ringtrace_formats() -> list[Format]:
+    formats: list[Format] = []
+    # Each built-in format module defines FORMATS (a list of Format).
+    return formats
