@@ -104,6 +104,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def start_from_environment() -> None:
     """``RINGTRACE=1`` in the environment starts recording at import."""
-    if os.environ.get("RINGTRACE", "").strip().lower() in ("1", "true", "yes", "on"):
-        if hotpath.active() is None:
-            start()
+    wanted = os.environ.get("RINGTRACE", "").strip().lower() in ("1", "true", "yes", "on")
+    if wanted and hotpath.active() is None:
+        start()

@@ -50,7 +50,7 @@ class Patch:
         parent, attribute, original = wrapt.resolve_path(module, self.path)
         if isinstance(_unwrap_descriptor(original), TracedFunction):
             return  # already traced by @trace or another patch: never wrap twice
-        if not callable(original) and not isinstance(original, (classmethod, staticmethod)):
+        if not callable(_unwrap_descriptor(original)):
             raise TypeError(f"patch target {self.target!r} is not callable: {original!r}")
         wrapper = make_wrapper(original, **self.options)
         self._owned = attribute in getattr(parent, "__dict__", {})

@@ -57,7 +57,7 @@ def _events_of(
     tid, tname, chan = info.thread_id, info.thread_name, info.channel
     limit = convert.limit
     hides = convert.redactor.hides
-    events = []
+    events: list[Event] = []
     append = events.append
     for rec in records:
         pos, ts, kind, name, fields = rec[:5]
@@ -67,7 +67,7 @@ def _events_of(
             fields = convert(fields)
         if len(rec) > 5 and dynamic:
             ctx = dict(static)
-            for key, value in zip(dynamic, rec[5]):
+            for key, value in zip(dynamic, rec[5], strict=False):
                 ctx[key] = "[redacted]" if hides(key) else plain_value(value, limit)
         else:
             ctx = static
@@ -121,9 +121,7 @@ def take_snapshot(recorder: Recorder, since: int | None = None) -> Snapshot:
     )
 
 
-def consume(
-    recorder: Recorder, *, flush: bool = False
-) -> Iterator[tuple[StreamInfo, list[Event]]]:
+def consume(recorder: Recorder, *, flush: bool = False) -> Iterator[tuple[StreamInfo, list[Event]]]:
     """Take every complete sub-buffer of the discard-mode streams, in order.
 
     Each yielded batch is one sub-buffer of one stream; taking it frees its

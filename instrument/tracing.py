@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
+from time import monotonic_ns
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -77,7 +78,7 @@ def _finish_for(retval: bool) -> hotpath.Finish | None:
 
     def finish(t0: int, result: Any) -> dict[str, Any]:
         return {
-            "duration_ns": hotpath.monotonic_ns() - t0,
+            "duration_ns": monotonic_ns() - t0,
             "retval": plain_value(result, _limit()),
         }
 
@@ -107,7 +108,7 @@ def _generator_wrapper(
         if hotpath._recorder is None:
             return gen
         entry = None if capture is None else capture(instance, args, kwargs)
-        out = traced(gen, entry)
+        out: Any = traced(gen, entry)
         out.__name__, out.__qualname__ = gen.__name__, gen.__qualname__
         return out
 
@@ -133,7 +134,7 @@ def _coroutine_wrapper(
         if hotpath._recorder is None:
             return coro
         entry = None if capture is None else capture(instance, args, kwargs)
-        out = traced(coro, entry)
+        out: Any = traced(coro, entry)
         out.__name__, out.__qualname__ = coro.__name__, coro.__qualname__
         return out
 
@@ -173,7 +174,7 @@ def _async_generator_wrapper(
         if hotpath._recorder is None:
             return agen
         entry = None if capture is None else capture(instance, args, kwargs)
-        out = traced(agen, entry)
+        out: Any = traced(agen, entry)
         out.__name__, out.__qualname__ = agen.__name__, agen.__qualname__
         return out
 
@@ -213,7 +214,7 @@ def make_wrapper(
     return call_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
 
 
-class TracedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+class TracedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """The wrapt wrapper ``@trace`` and ``patch`` put around a function.
 
     A distinct type so that patching never wraps a traced function twice.
@@ -259,7 +260,7 @@ def trace(
     return decorate if func is None else decorate(func)
 
 
-class span:  # noqa: N801 - used like a function, as in ``with span("load"):``
+class span:  # lower case: used like a function, as in ``with span("load"):``
     """An entry and an exit event around a block: ``with span("load", id=3):``.
 
     Works with ``with`` and ``async with``; the exit event carries

@@ -74,7 +74,7 @@ def safe_repr(value: object, limit: int = DEFAULT_MAX_FIELD_CHARS) -> str:
 def plain_value(value: object, limit: int = DEFAULT_MAX_FIELD_CHARS) -> Any:
     """``value`` as plain data: scalars kept, strings truncated, others repr'd."""
     if type(value) in _PLAIN:
-        if type(value) is int and value.bit_length() > 64:  # type: ignore[union-attr]
+        if isinstance(value, int) and value.bit_length() > 64:
             return safe_repr(value, limit)
         return value
     if type(value) is str:
@@ -100,6 +100,4 @@ class Redactor:
 
     def plain_fields(self, fields: Mapping[str, object], limit: int) -> dict[str, Any]:
         """``fields`` redacted and converted with :func:`plain_value`."""
-        return {
-            k: REDACTED if self.hides(k) else plain_value(v, limit) for k, v in fields.items()
-        }
+        return {k: REDACTED if self.hides(k) else plain_value(v, limit) for k, v in fields.items()}
