@@ -13,6 +13,9 @@ import contextvars
 import threading
 from collections.abc import Callable, Mapping
 
+from . import plugins
+from .plugins import hookimpl
+
 #: Context names stored once per stream.
 STATIC_CONTEXTS = frozenset({"thread", "pid"})
 
@@ -28,8 +31,15 @@ def _task_name() -> object:
     return None if task is None else task.get_name()
 
 
-_providers: dict[str, Provider] = {"task": _task_name}
+_registered: dict[str, Provider] = {}
 _lock = threading.Lock()
+_warned: set[str] = set()
+
+
+@hookimpl
+def ringtrace_contexts() -> dict[str, Provider]:
+    """The built-in dynamic context, offered through the plugin hook."""
+    return {"task": _task_name}
 
 
 def register_context(name: str, provider: Provider | contextvars.ContextVar[object]) -> None:
@@ -37,7 +47,9 @@ def register_context(name: str, provider: Provider | contextvars.ContextVar[obje
 
     ``provider`` is a callable taking no argument, or a ``ContextVar`` whose
     current value (``None`` when unset) is recorded. Register before
-    :func:`instrument.start` with a channel that lists ``name``.
+    :func:`instrument.start` with a channel that lists ``name``. (A package
+    can offer contexts without code at import: the ``ringtrace_contexts``
+    plugin hook, see :mod:`instrument.plugins`.)
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"context name must be an identifier, got {name!r}")
@@ -52,43 +64,68 @@ def register_context(name: str, provider: Provider | contextvars.ContextVar[obje
     elif not callable(provider):
         raise TypeError(f"context provider for {name!r} must be callable or a ContextVar")
     with _lock:
-        _providers[name] = provider
+        _registered[name] = provider
 
 
 def unregister_context(name: str) -> None:
     """Remove a context provider added with :func:`register_context`."""
     with _lock:
-        if name == "task" or _providers.pop(name, None) is None:
-            raise KeyError(f"no registered context named {name!r}")
+        if _registered.pop(name, None) is None:
+            raise KeyError(f"no context named {name!r} was registered with register_context")
+
+
+def _providers() -> dict[str, tuple[str, Provider]]:
+    """Every dynamic provider by context name, with the plugin offering it."""
+    found: dict[str, tuple[str, Provider]] = {}
+    for plugin_name, offered in plugins.call_each("ringtrace_contexts"):
+        for name, provider in (offered or {}).items():
+            if name in STATIC_CONTEXTS or not callable(provider):
+                plugins.warn(plugin_name, ValueError(f"bad context provider {name!r}"))
+            else:
+                found.setdefault(name, (plugin_name, provider))
+    with _lock:
+        for name, provider in _registered.items():
+            found[name] = ("register_context", provider)
+    return found
 
 
 def available_contexts() -> frozenset[str]:
     """Every context name a channel may list."""
-    return STATIC_CONTEXTS | frozenset(_providers)
+    return STATIC_CONTEXTS | frozenset(_providers())
 
 
 def dynamic_providers(names: tuple[str, ...]) -> tuple[tuple[str, Provider], ...]:
     """The (name, provider) pairs for the dynamic context names in ``names``.
 
     Raises ``ValueError`` naming the unknown ones, so a typo in a channel's
-    ``contexts`` is reported at ``start()``, not silently ignored.
+    ``contexts`` is reported at ``start()``, not silently ignored. Each
+    provider is wrapped so that one that raises records its error text and
+    is reported once, by plugin name, in a warning.
     """
-    unknown = [n for n in names if n not in STATIC_CONTEXTS and n not in _providers]
+    known = _providers()
+    unknown = [n for n in names if n not in STATIC_CONTEXTS and n not in known]
     if unknown:
-        known = ", ".join(sorted(available_contexts()))
-        raise ValueError(f"unknown context field(s) {', '.join(unknown)}; known: {known}")
-    return tuple((n, _providers[n]) for n in names if n not in STATIC_CONTEXTS)
+        listing = ", ".join(sorted(STATIC_CONTEXTS | set(known)))
+        raise ValueError(f"unknown context field(s) {', '.join(unknown)}; known: {listing}")
+    return tuple((n, _guarded(n, *known[n])) for n in names if n not in STATIC_CONTEXTS)
+
+
+def _guarded(name: str, plugin_name: str, provider: Provider) -> Provider:
+    def guarded() -> object:
+        try:
+            return provider()
+        except Exception as exc:  # a broken provider must not break the program
+            if name not in _warned:
+                _warned.add(name)
+                plugins.warn(f"{plugin_name} (context {name!r})", exc)
+            return f"<context error {type(exc).__name__}: {exc}>"
+
+    return guarded
 
 
 def evaluate(providers: tuple[tuple[str, Provider], ...]) -> tuple[object, ...]:
-    """Call each provider; a provider that raises records its error text."""
-    values = []
-    for _name, provider in providers:
-        try:
-            values.append(provider())
-        except Exception as exc:  # a broken provider must not break the program
-            values.append(f"<context error {type(exc).__name__}: {exc}>")
-    return tuple(values)
+    """The current value of each dynamic context (providers never raise)."""
+    return tuple(provider() for _name, provider in providers)
 
 
 def static_context(thread: threading.Thread, pid: int) -> Mapping[str, object]:

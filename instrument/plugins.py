@@ -68,14 +68,16 @@ def manager() -> pluggy.PluginManager:
         if _manager is None:
             pm = pluggy.PluginManager(PROJECT)
             pm.add_hookspecs(Hooks)
+            from . import context
             from .formats import builtin
 
-            pm.register(builtin, name="ringtrace.builtin")
+            pm.register(context, name="ringtrace.contexts")
+            pm.register(builtin, name="ringtrace.formats")
             _manager = pm
             try:
                 pm.load_setuptools_entrypoints(PROJECT)
             except Exception as exc:  # a broken distribution must not stop us
-                _warn("entry point", exc)
+                warn("entry point", exc)
         return _manager
 
 
@@ -106,7 +108,8 @@ def _changed() -> None:
         listener()
 
 
-def _warn(plugin_name: str, exc: BaseException) -> None:
+def warn(plugin_name: str, exc: BaseException) -> None:
+    """Report that plugin ``plugin_name`` raised ``exc``."""
     warnings.warn(
         f"ringtrace plugin {plugin_name!r} raised {type(exc).__name__}: {exc}",
         PluginWarning,
@@ -129,5 +132,5 @@ def call_each(hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         try:
             results.append((name, impl.function(*[kwargs[a] for a in impl.argnames])))
         except Exception as exc:
-            _warn(name, exc)
+            warn(name, exc)
     return results

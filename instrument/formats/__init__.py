@@ -56,7 +56,7 @@ def formats() -> dict[str, Format]:
         for plugin_name, result in plugins.call_each("ringtrace_formats"):
             for fmt in result or ():
                 if not isinstance(fmt, Format):
-                    plugins._warn(plugin_name, TypeError(f"not a Format: {fmt!r}"))
+                    plugins.warn(plugin_name, TypeError(f"not a Format: {fmt!r}"))
                 elif fmt.name not in found:
                     found[fmt.name] = fmt
         _cache = found
