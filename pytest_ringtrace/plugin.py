@@ -1,0 +1,1 @@
+"""The pytest plugin (being built; see issue 3)."""
