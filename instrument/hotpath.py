@@ -38,9 +38,14 @@ def activate(recorder: Recorder | None) -> None:
     """Point the hot path at ``recorder`` (``None`` stops recording).
 
     A fresh ``threading.local`` drops every thread's cached routes at once.
+    The recorder keeps its own: a thread-local that is freed ends each
+    thread's streams (see ``Recorder.attach_thread``), which must happen
+    when a thread ends, not when recording stops.
     """
     global _recorder, _local
     _local = threading.local()
+    if recorder is not None:
+        recorder.local = _local
     _recorder = recorder
 
 

@@ -107,6 +107,7 @@ class Recorder:
         self._dead: deque[Stream] = deque()
         self._watch: set[weakref.ref[_ThreadEnd]] = set()
         self.evicted = 0
+        self.local: Any = None  # the hot path's thread-local while this recorder is active
 
     # -- called from the hot path's slow branch, in the writing thread --------
 
