@@ -9,6 +9,7 @@ event, only on channels that list it in ``Channel.contexts``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Mapping
@@ -33,7 +34,15 @@ def _task_name() -> object:
 
 _registered: dict[str, Provider] = {}
 _lock = threading.Lock()
-_warned: set[str] = set()
+_offered: dict[str, tuple[str, Provider]] | None = None  # from plugins, cached
+
+
+def _forget_offered() -> None:
+    global _offered
+    _offered = None
+
+
+plugins.on_change(_forget_offered)
 
 
 @hookimpl
@@ -74,15 +83,49 @@ def unregister_context(name: str) -> None:
             raise KeyError(f"no context named {name!r} was registered with register_context")
 
 
+def _from_plugins() -> dict[str, tuple[str, Provider]]:
+    """Providers offered through ``ringtrace_contexts``, checked, first claim wins."""
+    global _offered
+    found = _offered
+    if found is None:
+        found = {}
+        for plugin_name, offered in plugins.call_each("ringtrace_contexts"):
+            if offered is None:
+                continue
+            if not isinstance(offered, Mapping):
+                kind = type(offered).__name__
+                plugins.warn(
+                    plugin_name, TypeError(f"ringtrace_contexts must return a dict, got {kind}")
+                )
+                continue
+            for name, provider in offered.items():
+                problem = _bad_provider(name, provider)
+                if problem is None and name in found:
+                    problem = f"context {name!r} is already provided by {found[name][0]!r}"
+                if problem is not None:
+                    plugins.warn(plugin_name, ValueError(problem), where="ringtrace_contexts")
+                else:
+                    found[name] = (plugin_name, provider)
+        _offered = found
+    return found
+
+
+def _bad_provider(name: object, provider: object) -> str | None:
+    if not isinstance(name, str) or not name.isidentifier():
+        return f"context name must be an identifier, got {name!r}"
+    if name in STATIC_CONTEXTS:
+        return f"context name {name!r} is built in and cannot be replaced"
+    if not callable(provider):
+        return f"context provider for {name!r} is not callable: {provider!r}"
+    return None
+
+
 def _providers() -> dict[str, tuple[str, Provider]]:
-    """Every dynamic provider by context name, with the plugin offering it."""
-    found: dict[str, tuple[str, Provider]] = {}
-    for plugin_name, offered in plugins.call_each("ringtrace_contexts"):
-        for name, provider in (offered or {}).items():
-            if name in STATIC_CONTEXTS or not callable(provider):
-                plugins.warn(plugin_name, ValueError(f"bad context provider {name!r}"))
-            else:
-                found.setdefault(name, (plugin_name, provider))
+    """Every dynamic provider by context name, with the plugin offering it.
+
+    A provider given to :func:`register_context` wins over a plugin's.
+    """
+    found = dict(_from_plugins())
     with _lock:
         for name, provider in _registered.items():
             found[name] = ("register_context", provider)
@@ -100,7 +143,8 @@ def dynamic_providers(names: tuple[str, ...]) -> tuple[tuple[str, Provider], ...
     Raises ``ValueError`` naming the unknown ones, so a typo in a channel's
     ``contexts`` is reported at ``start()``, not silently ignored. Each
     provider is wrapped so that one that raises records its error text and
-    is reported once, by plugin name, in a warning.
+    is reported once per :func:`instrument.start`, by plugin name, in a
+    warning.
     """
     known = _providers()
     unknown = [n for n in names if n not in STATIC_CONTEXTS and n not in known]
@@ -111,14 +155,19 @@ def dynamic_providers(names: tuple[str, ...]) -> tuple[tuple[str, Provider], ...
 
 
 def _guarded(name: str, plugin_name: str, provider: Provider) -> Provider:
+    warned = False
+
     def guarded() -> object:
+        nonlocal warned
         try:
             return provider()
         except Exception as exc:  # a broken provider must not break the program
-            if name not in _warned:
-                _warned.add(name)
-                plugins.warn(f"{plugin_name} (context {name!r})", exc)
-            return f"<context error {type(exc).__name__}: {exc}>"
+            if not warned:
+                warned = True
+                # Even with warnings turned into errors, never raise here.
+                with contextlib.suppress(Exception):
+                    plugins.warn(plugin_name, exc, where=f"context provider {name!r}")
+            return f"<context error {type(exc).__name__}: {plugins.text_of(exc)}>"
 
     return guarded
 

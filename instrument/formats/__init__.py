@@ -9,6 +9,7 @@ after each write the ``ringtrace_snapshot_written`` sinks are called.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -36,8 +37,32 @@ class Format:
     directory: bool = False
     read: Callable[[Path], Snapshot] | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ValueError(
+                "format name must be letters, digits, '_', '-', '.' or '+' "
+                f"(it is typed on command lines), got {self.name!r}"
+            )
+        if not isinstance(self.suffix, str) or "/" in self.suffix or os.sep in self.suffix:
+            raise ValueError(
+                f"format {self.name!r}: suffix must be a file suffix, got {self.suffix!r}"
+            )
+        if not callable(self.write):
+            raise TypeError(f"format {self.name!r}: write must be callable, got {self.write!r}")
+        if self.read is not None and not callable(self.read):
+            raise TypeError(f"format {self.name!r}: read must be callable or None")
 
+
+class FormatError(RuntimeError):
+    """A format's writer raised; the message names the format and its plugin.
+
+    The original exception is the ``__cause__``. No file is left behind.
+    """
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 _cache: dict[str, Format] | None = None
+_owners: dict[str, str] = {}  # format name -> the plugin that provides it
 
 
 def _invalidate() -> None:
@@ -49,18 +74,42 @@ plugins.on_change(_invalidate)
 
 
 def formats() -> dict[str, Format]:
-    """Every registered format by name (built-ins first)."""
+    """Every registered format by name (built-ins first).
+
+    A name is kept by the first plugin that offers it; a later plugin
+    offering it again, or offering something that is not a :class:`Format`,
+    is named in a :class:`~instrument.plugins.PluginWarning`.
+    """
     global _cache
     if _cache is None:
         found: dict[str, Format] = {}
+        owners: dict[str, str] = {}
         for plugin_name, result in plugins.call_each("ringtrace_formats"):
-            for fmt in result or ():
+            if result is None:
+                continue
+            if not isinstance(result, (list, tuple)):
+                problem = f"ringtrace_formats must return a list, got {type(result).__name__}"
+                plugins.warn(plugin_name, TypeError(problem))
+                continue
+            for fmt in result:
                 if not isinstance(fmt, Format):
                     plugins.warn(plugin_name, TypeError(f"not a Format: {fmt!r}"))
-                elif fmt.name not in found:
+                elif fmt.name in found:
+                    problem = f"format {fmt.name!r} is already provided by {owners[fmt.name]!r}"
+                    plugins.warn(plugin_name, ValueError(problem), where="ringtrace_formats")
+                else:
                     found[fmt.name] = fmt
+                    owners[fmt.name] = plugin_name
+        _owners.clear()
+        _owners.update(owners)
         _cache = found
     return _cache
+
+
+def format_plugin(name: str) -> str:
+    """The name of the plugin that provides format ``name``."""
+    get_format(name)
+    return _owners[name]
 
 
 def format_names() -> list[str]:
@@ -81,6 +130,10 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
 
     The file appears whole or not at all, with owner-only permissions. An
     existing file of that name is replaced; an existing directory is an error.
+    An unknown ``fmt`` is a ``ValueError`` listing the known ones; a writer
+    that raises is a :class:`FormatError` naming the format and its plugin.
+    Then each ``ringtrace_snapshot_written`` sink is called; one that raises
+    is named in a warning and the written file is still returned.
     """
     format_ = get_format(fmt)
     dest = Path(os.fspath(base) + format_.suffix)
@@ -91,12 +144,12 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
             if dest.exists():
                 raise FileExistsError(f"{dest} already exists")
             tmp.mkdir(mode=0o700)
-            format_.write(snapshot, tmp)
+            _run_writer(format_, snapshot, tmp)
             os.rename(tmp, dest)
         else:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
-                format_.write(snapshot, out)
+                _run_writer(format_, snapshot, out)
             os.replace(tmp, dest)
     except BaseException:
         if tmp.is_dir():
@@ -106,6 +159,17 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
         raise
     plugins.call_each("ringtrace_snapshot_written", snapshot=snapshot, path=dest, format=fmt)
     return dest
+
+
+def _run_writer(format_: Format, snapshot: Snapshot, out: Any) -> None:
+    try:
+        format_.write(snapshot, out)
+    except Exception as exc:
+        owner = _owners.get(format_.name, "?")
+        raise FormatError(
+            f"format {format_.name!r} (ringtrace plugin {owner!r}) failed to write the "
+            f"snapshot: {type(exc).__name__}: {plugins.text_of(exc)}"
+        ) from exc
 
 
 def open_for_reading(path: Path) -> IO[bytes]:
