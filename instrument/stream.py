@@ -133,10 +133,15 @@ def read_stream(stream: Stream, since: int | None = None) -> StreamRead:
     channel = stream.channel
     size = channel.subbuf_size
     produced = stream.pos
-    # The sub-buffer the writer is in belongs to this lap as a whole: what it
-    # held from the previous lap counts as overwritten, as in LTTng.
-    filled_to = -(-produced // size) * size
-    oldest = max(stream.consumed, filled_to - channel.capacity, 0)
+    if channel.mode == "discard":
+        # The writer never passes ``consumed + capacity``: all of it is held,
+        # even after a flushing consume left ``consumed`` inside a sub-buffer.
+        oldest = stream.consumed
+    else:
+        # The sub-buffer the writer is in belongs to this lap as a whole: what
+        # it held from the previous lap counts as overwritten, as in LTTng.
+        filled_to = -(-produced // size) * size
+        oldest = max(filled_to - channel.capacity, 0)
     result = StreamRead(begin=oldest, produced=produced)
     subbuf = oldest - (oldest % size)
     while subbuf < produced:

@@ -1,0 +1,65 @@
+"""Shared fixtures: a recorder that is always stopped, and a guard that no
+test leaves the process-wide recorder running or a patch applied."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import Channel, Recorder
+
+
+@pytest.fixture(autouse=True)
+def _no_recorder_left_running() -> Iterator[None]:
+    """Fail the test that leaves ``instrument`` recording (and stop it, so
+    the next test starts clean)."""
+    was_recording = instrument.recording()
+    yield
+    if instrument.recording() and not was_recording:
+        instrument.stop()
+        pytest.fail("the test left the process-wide recorder running", pytrace=False)
+
+
+@pytest.fixture
+def start_recording() -> Iterator[Callable[..., Recorder]]:
+    """``start_recording(*channels, **options)`` starts the process-wide
+    recorder; it is stopped after the test whatever happens."""
+    started: list[Recorder] = []
+
+    def start(*channels: Channel, **options: Any) -> Recorder:
+        rec = instrument.start(list(channels) or None, **options)
+        started.append(rec)
+        return rec
+
+    yield start
+    if started and instrument.recorder() is started[-1]:
+        instrument.stop()
+
+
+@pytest.fixture
+def recorder(start_recording: Callable[..., Recorder]) -> Recorder:
+    """A recorder with the default channel, running for the test."""
+    return start_recording()
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., bool]:
+    """``wait_until(condition, timeout=5.0)`` polls until ``condition()`` holds.
+
+    For state another thread changes (a thread's end being noticed); the
+    caller asserts the outcome, never the time it took.
+    """
+    return _wait_until
