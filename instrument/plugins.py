@@ -114,7 +114,12 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 def _checked_register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> str:
     """``pm.register`` that refuses a hook name we do not define (a typo) and
     hook wrappers (the kit calls each implementation on its own)."""
-    registered = pm.register(plugin, name=name)
+    try:
+        registered = pm.register(plugin, name=name)
+    except Exception:
+        if pm.is_registered(plugin):  # pluggy leaves a half-registered plugin behind
+            pm.unregister(plugin)
+        raise
     if registered is None:
         raise ValueError(f"ringtrace plugin {name!r} is blocked")
     for caller in pm.get_hookcallers(plugin) or ():
@@ -151,7 +156,8 @@ def register(plugin: object, name: str | None = None) -> str:
         try:
             registered = _checked_register(pm, plugin, name)
         except pluggy.PluginValidationError as exc:
-            raise ValueError(f"ringtrace plugin {name or plugin!r} is invalid: {exc}") from exc
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"ringtrace plugin {name or plugin!r} is invalid: {detail}") from exc
         _changed()
     return registered
 
