@@ -67,17 +67,17 @@ def check_name(name: object) -> str:
 
 def _route(key: Any) -> Any:
     """Slow path: the stream (or route) this thread writes ``key`` to."""
-    recorder = _recorder
+    recorder, local = _recorder, _local  # one pair, even if start/stop runs now
     if recorder is None:  # stopped between the caller's check and here
         return _NOWHERE
     try:
-        routes = _local.routes
+        routes = local.routes
     except AttributeError:
-        routes = _local.routes = {}
-        recorder.attach_thread(_local)
+        routes = local.routes = {}
+        recorder.attach_thread(local)
     name = key[1] if type(key) is tuple else key
     check_name(name)
-    target = recorder.route(key, name, _local.end.streams)
+    target = recorder.route(key, name, local.end.streams)
     if len(routes) < 65536:  # bound the cache if names are generated
         routes[key] = target
     return target
@@ -88,6 +88,8 @@ class _Nowhere:
 
     pos = 0
     limit = -1
+    slots: Any = ()  # read, never indexed, by the traced-call wrapper
+    mask = 0
 
     def overflow(self, record: Any) -> None:
         pass
@@ -108,7 +110,7 @@ def event(name: str, /, **fields: Any) -> None:
     try:
         s = _local.routes[name]
     except (AttributeError, KeyError, TypeError):
-        s = _route(name)
+        s = _route(check_name(name))  # checked here too: a tuple is a channel key
     pos = s.pos
     if pos < s.limit:
         s.slots[pos & s.mask] = (pos, monotonic_ns(), EVENT, name, fields or None)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
+from time import monotonic_ns
 from typing import Any
 
 from . import context
@@ -31,6 +33,10 @@ class _ThreadEnd:
         self.streams: dict[str, Stream] = {}
 
 
+#: Per thread: whether a Route is evaluating context providers now.
+_guard = threading.local()
+
+
 class Route:
     """Where a thread writes a name that needs more than one plain stream.
 
@@ -41,26 +47,36 @@ class Route:
 
     pos = 0
     limit = -1
+    slots: Any = ()  # read, never indexed, by the traced-call wrapper
+    mask = 0
 
     def __init__(self, targets: Sequence[tuple[Stream, tuple[tuple[str, context.Provider], ...]]]):
         self.targets = tuple(targets)
-        self.busy = False
 
     def overflow(self, record: Record) -> None:
-        # A provider that records an event lands here again: that event is
-        # written without dynamic context instead of recursing.
-        reentered = self.busy
-        self.busy = True
+        # A provider that records an event (through any route of this thread)
+        # lands here again: that event is written without dynamic context
+        # instead of recursing, and the outer record is then retimed, so that
+        # a stream's timestamps keep following its positions.
+        guard = _guard
+        if getattr(guard, "busy", False):
+            guard.nested = True
+            for stream, providers in self.targets:
+                stream.overflow((*record, (None,) * len(providers)) if providers else record)
+            return
+        guard.busy = True
         try:
             for stream, providers in self.targets:
-                if providers and not reentered:
-                    stream.overflow((*record, context.evaluate(providers)))
-                elif providers:
-                    stream.overflow((*record, (None,) * len(providers)))
+                if providers:
+                    guard.nested = False
+                    values = context.evaluate(providers)
+                    if guard.nested:
+                        record = (record[0], monotonic_ns(), *record[2:])
+                    stream.overflow((*record, values))
                 else:
                     stream.overflow(record)
         finally:
-            self.busy = reentered
+            guard.busy = False
 
 
 class Recorder:
@@ -133,9 +149,15 @@ class Recorder:
         if type(key) is tuple:
             chan = self.channels.get(key[0])
             if chan is None:
-                raise ValueError(
-                    f"unknown channel {key[0]!r}; channels: {', '.join(self.channels)}"
+                # A mismatch between the code and this recorder's channels must
+                # not break the traced code: say so once per thread and name.
+                warnings.warn(
+                    f"ringtrace: unknown channel {key[0]!r} for {name!r}, not recorded; "
+                    f"channels: {', '.join(self.channels)}",
+                    RuntimeWarning,
+                    stacklevel=4,
                 )
+                return _NOWHERE
             chans = [chan]
         else:
             chans = [c for c in self.channels.values() if c.takes(name)]
