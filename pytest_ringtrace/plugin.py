@@ -1,1 +1,46 @@
-"""The pytest plugin (being built; see issue 3)."""
+"""The pytest plugin, loaded through the ``pytest11`` entry point.
+
+This module is imported by every pytest run once the package is installed,
+so it stays light: it registers the options, the marker, our hooks and the
+``ringtrace`` fixture, checks the settings, and only when the flight
+recorder is on (``--ringtrace`` or ini ``ringtrace = true``) imports the
+recording kit and registers the session plugin
+(:class:`pytest_ringtrace.session.RingtracePlugin`) that does the work.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import hooks
+from .fixture import ringtrace
+from .marker import MARKER_HELP
+from .options import add_options, check_formats, read_settings
+from .state import PLUGIN_NAME, SETTINGS
+from .warning import PytestRingtraceWarning
+
+__all__ = ["PytestRingtraceWarning", "ringtrace"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings = read_settings(config)
+    config.stash[SETTINGS] = settings
+    if not settings.enabled:
+        return
+    check_formats(settings)
+    from .session import RingtracePlugin
+    from .timeout import TimeoutSnapshots
+
+    plugin = RingtracePlugin(config, settings)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+    if config.pluginmanager.has_plugin("timeout"):
+        config.pluginmanager.register(TimeoutSnapshots(plugin), "ringtrace-timeout")

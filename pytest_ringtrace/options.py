@@ -1,0 +1,280 @@
+"""Command-line options and ini settings of the plugin, read into :class:`Settings`.
+
+Every option has an ini equivalent (readable from ``[tool.pytest.ini_options]``);
+the command line wins. Values are checked once, at configure time, and a bad
+one is a :class:`pytest.UsageError` naming the option, where it came from and
+what is expected, so a typo never silently falls back to a default.
+
+This module is imported by every pytest run that has the plugin installed:
+it imports nothing from :mod:`instrument` until the plugin is turned on or a
+value needs the kit's limits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+Window = Literal["test", "session"]
+
+DEFAULT_DIR = ".ringtrace"
+DEFAULT_TAIL = 20
+DEFAULT_SUBBUF_SIZE = 4096
+DEFAULT_NUM_SUBBUF = 16
+DEFAULT_MAX_DEAD_STREAMS = 64
+DEFAULT_FORMATS = ("json", "html")
+
+_PACKAGE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--ringtrace*`` options and their ini equivalents."""
+    group = parser.getgroup("ringtrace", "flight recorder: snapshot the trace rings on failure")
+    group.addoption(
+        "--ringtrace",
+        action="store_true",
+        default=None,
+        help="Record traced events into per-thread rings; snapshot them when a test fails. "
+        "(ini: ringtrace = true)",
+    )
+    group.addoption(
+        "--ringtrace-dir",
+        metavar="DIR",
+        default=None,
+        help=f"Where snapshot files are written (default: {DEFAULT_DIR}/ under the rootdir; "
+        "ini: ringtrace_dir).",
+    )
+    group.addoption(
+        "--ringtrace-tail",
+        metavar="N",
+        default=None,
+        help=f"Events shown in the terminal per snapshot (default: {DEFAULT_TAIL}; "
+        "0 shows only the header; ini: ringtrace_tail).",
+    )
+    group.addoption(
+        "--ringtrace-instrument",
+        metavar="PKG",
+        action="append",
+        default=None,
+        help="Trace every function and method of package PKG (repeatable; "
+        "ini: ringtrace_instrument, one package per line).",
+    )
+    group.addoption(
+        "--ringtrace-window",
+        metavar="test|session",
+        default=None,
+        help="test (default): a snapshot holds the events from the start of the test's setup; "
+        "session: everything the rings still hold (ini: ringtrace_window).",
+    )
+    group.addoption(
+        "--ringtrace-subbuf-size",
+        metavar="EVENTS",
+        default=None,
+        help=f"Events per sub-buffer, a power of two (default: {DEFAULT_SUBBUF_SIZE}; "
+        "ini: ringtrace_subbuf_size).",
+    )
+    group.addoption(
+        "--ringtrace-num-subbuf",
+        metavar="N",
+        default=None,
+        help=f"Sub-buffers per thread ring, a power of two (default: {DEFAULT_NUM_SUBBUF}; "
+        "ini: ringtrace_num_subbuf).",
+    )
+    group.addoption(
+        "--ringtrace-max-dead-streams",
+        metavar="N",
+        default=None,
+        help=f"Rings of ended threads kept readable (default: {DEFAULT_MAX_DEAD_STREAMS}; "
+        "ini: ringtrace_max_dead_streams).",
+    )
+    group.addoption(
+        "--ringtrace-formats",
+        metavar="FMT[,FMT]",
+        action="append",
+        default=None,
+        help=f"Snapshot files written per failure (default: {','.join(DEFAULT_FORMATS)}; "
+        "ini: ringtrace_formats).",
+    )
+    group.addoption(
+        "--ringtrace-xfail",
+        action="store_true",
+        default=None,
+        help="Also snapshot expected failures (xfail) (ini: ringtrace_xfail = true).",
+    )
+    parser.addini("ringtrace", "Turn the flight recorder on (like --ringtrace).", type="bool")
+    parser.addini("ringtrace_dir", f"Snapshot directory (default: {DEFAULT_DIR}).")
+    parser.addini("ringtrace_tail", f"Events shown per snapshot (default: {DEFAULT_TAIL}).")
+    parser.addini("ringtrace_instrument", "Packages traced whole, one per line.", type="linelist")
+    parser.addini("ringtrace_window", "test or session (default: test).")
+    parser.addini("ringtrace_subbuf_size", f"Events per sub-buffer ({DEFAULT_SUBBUF_SIZE}).")
+    parser.addini("ringtrace_num_subbuf", f"Sub-buffers per ring ({DEFAULT_NUM_SUBBUF}).")
+    parser.addini(
+        "ringtrace_max_dead_streams", f"Rings of ended threads kept ({DEFAULT_MAX_DEAD_STREAMS})."
+    )
+    parser.addini(
+        "ringtrace_formats", f"Snapshot formats ({' '.join(DEFAULT_FORMATS)}).", type="args"
+    )
+    parser.addini("ringtrace_xfail", "Also snapshot expected failures.", type="bool")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's configuration for one session, checked."""
+
+    enabled: bool = False
+    directory: Path = Path(DEFAULT_DIR)
+    tail: int = DEFAULT_TAIL
+    instrument: tuple[str, ...] = ()
+    window: Window = "test"
+    subbuf_size: int = DEFAULT_SUBBUF_SIZE
+    num_subbuf: int = DEFAULT_NUM_SUBBUF
+    max_dead_streams: int = DEFAULT_MAX_DEAD_STREAMS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    formats_given: bool = False
+    formats_where: str = "--ringtrace-formats"
+    xfail: bool = False
+
+
+class _Source:
+    """Reads one setting from the command line, else the ini file, and names
+    the place it came from in error messages."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def get(self, dest: str, ini: str) -> tuple[object, str]:
+        value = self.config.getoption(dest)
+        if value is not None:
+            return value, "--" + dest.replace("_", "-")
+        return self.config.getini(ini), f"ini option {ini}"
+
+
+def _int(value: object, where: str, low: int, high: int, what: str = "a whole number") -> int:
+    try:
+        number = int(str(value).strip(), 10)
+    except ValueError:
+        raise pytest.UsageError(f"{where}: expected {what}, got {value!r}") from None
+    if not low <= number <= high:
+        raise pytest.UsageError(f"{where}: expected {what} between {low} and {high}, got {number}")
+    return number
+
+
+def _power_of_two(value: object, where: str, low: int, high: int) -> int:
+    number = _int(value, where, low, high, "a power of two")
+    if number & (number - 1):
+        raise pytest.UsageError(
+            f"{where}: expected a power of two between {low} and {high}, got {number}"
+        )
+    return number
+
+
+def _split(values: object) -> list[str]:
+    """``["json,html", "ctf"]`` or ``"json html"`` as ``["json", "html", "ctf"]``."""
+    items = [values] if isinstance(values, str) else list(values or [])  # type: ignore[call-overload]
+    out: list[str] = []
+    for item in items:
+        out.extend(part for part in re.split(r"[,\s]+", str(item)) if part)
+    return out
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Every ringtrace setting, from the command line or the ini file, checked.
+
+    Raises :class:`pytest.UsageError` on the first bad value. Snapshot
+    formats are checked against the registry only when the plugin is on, and
+    by :func:`check_formats`, since that imports every format plugin.
+    """
+    source = _Source(config)
+    enabled = bool(config.getoption("ringtrace") or config.getini("ringtrace"))
+    xfail = bool(config.getoption("ringtrace_xfail") or config.getini("ringtrace_xfail"))
+
+    raw_dir, _where = source.get("ringtrace_dir", "ringtrace_dir")
+    if config.getoption("ringtrace_dir") is not None:
+        directory = Path(config.invocation_params.dir, str(raw_dir))
+    elif raw_dir:
+        directory = Path(config.rootpath, str(raw_dir))
+    else:
+        directory = Path(config.rootpath, DEFAULT_DIR)
+    if directory.exists() and not directory.is_dir():
+        raise pytest.UsageError(f"{_where}: {directory} exists and is not a directory")
+
+    def number(dest: str, default: int, low: int, high: int) -> int:
+        value, where = source.get(dest, dest)
+        return default if value in (None, "") else _int(value, where, low, high)
+
+    def ring_size(dest: str, default: int) -> int:
+        value, where = source.get(dest, dest)
+        if value in (None, ""):
+            return default
+        from instrument import channel
+
+        if dest == "ringtrace_subbuf_size":
+            low, high = channel.MIN_SUBBUF_SIZE, channel.MAX_SUBBUF_SIZE
+        else:
+            low, high = channel.MIN_NUM_SUBBUF, channel.MAX_NUM_SUBBUF
+        return _power_of_two(value, where, low, high)
+
+    tail = number("ringtrace_tail", DEFAULT_TAIL, 0, 100_000)
+    subbuf = ring_size("ringtrace_subbuf_size", DEFAULT_SUBBUF_SIZE)
+    nsub = ring_size("ringtrace_num_subbuf", DEFAULT_NUM_SUBBUF)
+    if (subbuf, nsub) != (DEFAULT_SUBBUF_SIZE, DEFAULT_NUM_SUBBUF):
+        from instrument.channel import MAX_CAPACITY
+
+        if subbuf * nsub > MAX_CAPACITY:
+            raise pytest.UsageError(
+                f"ring size: sub-buffer size x number of sub-buffers = {subbuf} x {nsub} = "
+                f"{subbuf * nsub} events per ring, above the limit of {MAX_CAPACITY}"
+            )
+    dead = number("ringtrace_max_dead_streams", DEFAULT_MAX_DEAD_STREAMS, 0, 1_000_000)
+
+    value, where = source.get("ringtrace_window", "ringtrace_window")
+    window = str(value or "test").strip()
+    if window not in ("test", "session"):
+        raise pytest.UsageError(f"{where}: expected 'test' or 'session', got {window!r}")
+
+    value, where = source.get("ringtrace_instrument", "ringtrace_instrument")
+    packages = tuple(_split(value))
+    for package in packages:
+        if not _PACKAGE_RE.match(package):
+            raise pytest.UsageError(
+                f"{where}: expected a dotted package name such as 'myapp.orders', got {package!r}"
+            )
+
+    value, where = source.get("ringtrace_formats", "ringtrace_formats")
+    formats = tuple(dict.fromkeys(_split(value)))  # unique, in the order given
+    if value and not formats:
+        raise pytest.UsageError(f"{where}: name at least one snapshot format")
+
+    return Settings(
+        enabled=enabled,
+        directory=directory,
+        tail=tail,
+        instrument=packages,
+        window=window,  # type: ignore[arg-type]
+        subbuf_size=subbuf,
+        num_subbuf=nsub,
+        max_dead_streams=dead,
+        formats=formats or DEFAULT_FORMATS,
+        formats_given=bool(formats),
+        formats_where=where,
+        xfail=xfail,
+    )
+
+
+def check_formats(settings: Settings) -> None:
+    """A usage error if a format named by the user is not registered."""
+    if not settings.formats_given:
+        return  # the defaults are checked when written: a missing one is a warning
+    from instrument.formats import format_names
+
+    known = format_names()
+    unknown = [f for f in settings.formats if f not in known]
+    if unknown:
+        raise pytest.UsageError(
+            f"{settings.formats_where}: unknown snapshot format(s) "
+            f"{', '.join(map(repr, unknown))}; known: {', '.join(known) or '(none registered)'}"
+        )

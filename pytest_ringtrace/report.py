@@ -1,0 +1,169 @@
+"""The terminal section of a snapshot: a header of counts, the files, the tail.
+
+The section is titled ``ringtrace <phase>`` so that ``--show-capture=no``
+hides it like any captured output. Only the last N events are formatted, so
+the cost does not grow with the size of the rings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from instrument import Event, Snapshot
+
+MAX_LINE = 220
+_MARKS = {"entry": "->", "exit": "<-", "event": " *"}
+_HIDDEN_CONTEXT = frozenset({"pid", "thread_id", "thread_name"})
+
+
+def section_title(phase: str) -> str:
+    """``ringtrace call``: ``--show-capture`` filters sections by title."""
+    return f"ringtrace {phase}"
+
+
+def format_duration(ns: int) -> str:
+    """``850 ns``, ``12.3 us``, ``4.56 ms``, ``1.23 s``."""
+    if ns < 1_000:
+        return f"{ns} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.1f} us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.2f} ms"
+    return f"{ns / 1e9:.2f} s"
+
+
+def _value(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def describe_fields(event: Event) -> str:
+    """The fields (and dynamic context) of ``event`` as ``key=value`` text."""
+    fields = dict(event.fields)
+    parts: list[str] = []
+    if event.kind == "exit":
+        duration = fields.pop("duration_ns", None)
+        exception = fields.pop("exception", None)
+        message = fields.pop("message", None)
+        if exception is not None:
+            parts.append(f"raised {exception}: {message}" if message else f"raised {exception}")
+        if isinstance(duration, int):
+            parts.append(f"({format_duration(duration)})")
+    parts.extend(f"{key}={_value(value)}" for key, value in fields.items())
+    parts.extend(
+        f"[{key}={_value(value)}]"
+        for key, value in event.context.items()
+        if key not in _HIDDEN_CONTEXT and value is not None
+    )
+    return "  ".join(parts) if event.kind == "exit" else " ".join(parts)
+
+
+def _thread_labels(snapshot: Snapshot, events: Sequence[Event]) -> dict[int, str]:
+    """A readable label per thread id; ids are added where names collide."""
+    names: dict[int, str] = {}
+    for info in snapshot.streams:
+        names.setdefault(info.thread_id, info.thread_name)
+    for ev in events:
+        names.setdefault(ev.thread_id, ev.thread_name)
+    count: dict[str, int] = {}
+    for name in names.values():
+        count[name] = count.get(name, 0) + 1
+    return {
+        tid: name if count[name] == 1 else f"{name}#{tid % 100_000}" for tid, name in names.items()
+    }
+
+
+def truncated_threads(snapshot: Snapshot) -> list[str]:
+    """Threads whose ring may not reach back to the start of the window.
+
+    A ring that overwrote events and whose oldest held sub-buffer is still
+    inside the window has lost events of the window (or is right at its edge).
+    """
+    if snapshot.since is None:
+        return []
+    return [
+        info.thread_name
+        for info in snapshot.streams
+        if info.overwritten > 0 and info.first_position == info.overwritten
+    ]
+
+
+def section_text(
+    snapshot: Snapshot,
+    *,
+    counts: Mapping[str, int],
+    failure_ns: int,
+    paths: Mapping[str, str],
+    tail: int,
+    problems: Sequence[str] = (),
+) -> str:
+    """The text under ``---- ringtrace <phase> ----``.
+
+    ``counts`` is :func:`summary` of the snapshot; ``failure_ns``
+    (monotonic) is time zero; ``paths`` the files written by format;
+    ``problems`` lines about what could not be done (e.g. a format that
+    failed), shown rather than hidden.
+    """
+    events = snapshot.events
+    threads = counts["threads"]
+    lines = [
+        f"{len(events):,} events from {threads} thread{'s' if threads != 1 else ''}, "
+        f"{counts['lost']:,} lost events, {counts['skipped_subbufs']:,} skipped sub-buffers"
+        f" (window: {'this test' if snapshot.since is not None else 'session'})"
+    ]
+    for index, path in enumerate(paths.values()):
+        lines.append(f"{'snapshot:' if index == 0 else '':<9} {path}")
+    if snapshot.dropped:
+        lines.append(f"note: full discard-mode rings dropped {snapshot.dropped:,} events")
+    if snapshot.skipped:
+        lines.append(
+            f"note: {snapshot.skipped:,} events lost in {snapshot.skipped_subbufs:,} sub-buffers "
+            "overwritten while being read"
+        )
+    short = truncated_threads(snapshot)
+    if short:
+        lines.append(
+            f"note: the ring of {', '.join(short[:5])}{' and more' if len(short) > 5 else ''} "
+            "wrapped during this test: its oldest events are gone "
+            "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
+        )
+    lines.extend(f"problem: {p}" for p in problems)
+    if not events:
+        lines.append(
+            "no events recorded in this window: is the code under test traced "
+            "(@instrument.trace, instrument.event, --ringtrace-instrument)?"
+        )
+        return "\n".join(lines) + "\n"
+    shown = events[-tail:] if tail else []
+    if not shown:
+        return "\n".join(lines) + "\n"
+    which = f"last {len(shown):,} of {len(events):,}" if len(shown) < len(events) else "all"
+    lines.append(f"{which} events (time relative to the failure):")
+    labels = _thread_labels(snapshot, shown)
+    times = [f"{(ev.timestamp - failure_ns) / 1e6:+.3f} ms" for ev in shown]
+    time_width = max(map(len, times))
+    thread_width = min(max(len(labels[ev.thread_id]) for ev in shown), 24)
+    for ev, when in zip(shown, times, strict=True):
+        line = (
+            f"{when:>{time_width}}  {labels[ev.thread_id][:24]:<{thread_width}}  "
+            f"{_MARKS.get(ev.kind, ' ?')} {ev.name}"
+        )
+        detail = describe_fields(ev)
+        if detail:
+            line = f"{line}  {detail}"
+        if len(line) > MAX_LINE:
+            line = line[: MAX_LINE - 3] + "..."
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def summary(snapshot: Snapshot) -> dict[str, int]:
+    """The counts of the header as plain data (for report attributes)."""
+    return {
+        "events": len(snapshot.events),
+        "threads": len({ev.thread_id for ev in snapshot.events}),
+        "lost": snapshot.lost,
+        "dropped": snapshot.dropped,
+        "skipped": snapshot.skipped,
+        "skipped_subbufs": snapshot.skipped_subbufs,
+        "overwritten": snapshot.overwritten,
+    }

@@ -1,0 +1,341 @@
+"""The plugin object registered for a session run with ``--ringtrace``.
+
+It owns the recorder's life cycle, opens each test's window (the start of
+its setup, per attempt), applies the test's marker, and runs the failure ->
+snapshot flow: a failed setup, call or teardown (or a strict XPASS, or an
+xfail with ``--ringtrace-xfail``, or any test marked ``always=True``) is
+snapshotted, written to files, and attached to its report as a terminal
+section, plain-data attributes, pytest-html extras and JUnit properties.
+Passing tests cost two clock reads and a few attribute checks.
+
+Every step that can fail is caught and reported as a
+:class:`~pytest_ringtrace.warning.PytestRingtraceWarning`: the plugin never
+changes a test's outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import Channel, Snapshot
+
+from .artifacts import ArtifactWriter, file_stem, worker_id
+from .attach import attach_html, attach_junit
+from .marker import TestOptions, read_marker
+from .options import Settings
+from .recording import SessionRecording
+from .report import section_text, section_title, summary
+from .state import TEST, TestState
+from .warning import describe, warn
+
+#: Snapshots listed by name in the terminal summary; the rest are counted.
+SUMMARY_LINES = 20
+
+
+class RingtracePlugin:
+    """Hooks of an active ringtrace session (see the module docstring)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings):
+        self.config = config
+        self.settings = settings
+        self.worker = worker_id(config)
+        self.writer = ArtifactWriter(settings.directory)
+        self.channels = self._channels()
+        self.recording: SessionRecording | None = None
+        self.written: list[tuple[str, dict[str, Any]]] = []
+
+    def _channels(self) -> list[Channel]:
+        custom = self.config.hook.pytest_ringtrace_channels(config=self.config)
+        if custom is None:
+            try:
+                return [
+                    Channel(
+                        subbuf_size=self.settings.subbuf_size,
+                        num_subbuf=self.settings.num_subbuf,
+                    )
+                ]
+            except ValueError as exc:
+                raise pytest.UsageError(f"ringtrace channel: {exc}") from None
+        channels = list(custom)
+        if not channels or not all(isinstance(c, Channel) for c in channels):
+            raise pytest.UsageError(
+                "pytest_ringtrace_channels must return a non-empty list of instrument.Channel, "
+                f"got {custom!r}"
+            )
+        return channels
+
+    # -- the session ------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.config.pluginmanager.has_plugin("dsession"):
+            return  # the pytest-xdist controller runs no test: its workers record
+        self.recording = SessionRecording(self.channels, self.settings.max_dead_streams)
+        self.recording.start(self.settings.instrument)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.recording is not None:
+            self.recording.stop()
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        s = self.settings
+        rings = (
+            f"{s.subbuf_size}x{s.num_subbuf} events per thread"
+            if len(self.channels) == 1
+            else f"{len(self.channels)} channels"
+        )
+        return (
+            f"ringtrace: window {s.window}, rings {rings}, formats {','.join(s.formats)}, "
+            f"dir {s.directory}"
+        )
+
+    # -- one test -----------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        if self.recording is not None:
+            try:
+                self._start_attempt(item)
+            except Exception as exc:
+                warn(f"{item.nodeid}: cannot prepare recording: {describe(exc)}")
+        return (yield)
+
+    def _start_attempt(self, item: pytest.Item) -> None:
+        assert self.recording is not None
+        state = item.stash.get(TEST, None)
+        if state is None:
+            options, problems = read_marker(item)
+            for problem in problems:
+                warn(f"{item.nodeid}: @pytest.mark.ringtrace: {problem}")
+            state = item.stash[TEST] = TestState(options)
+        state.attempt += 1
+        self.recording.ensure()
+        options = state.options
+        if options.resizes:
+            self._resize(item, state)
+        for target in options.patch:
+            try:
+                state.patches.append(instrument.patch(target))
+            except Exception as exc:
+                warn(f"{item.nodeid}: cannot patch {target!r}: {describe(exc)}")
+        for package in options.instrument:
+            state.patches.append(instrument.patch_module(package))
+        state.since = time.monotonic_ns()
+
+    def _resize(self, item: pytest.Item, state: TestState) -> None:
+        assert self.recording is not None
+        options = state.options
+        try:
+            channels = [
+                dataclasses.replace(
+                    chan,
+                    subbuf_size=options.subbuf_size or chan.subbuf_size,
+                    num_subbuf=options.num_subbuf or chan.num_subbuf,
+                )
+                for chan in self.channels
+            ]
+        except ValueError as exc:
+            warn(f"{item.nodeid}: @pytest.mark.ringtrace ring size: {exc}")
+            return
+        if self.recording.resize(channels):
+            state.resized = True
+        else:
+            warn(
+                f"{item.nodeid}: @pytest.mark.ringtrace ring size ignored: the recorder was "
+                "started outside ringtrace and is not ours to restart"
+            )
+
+    def _end_attempt(self, state: TestState) -> None:
+        for handle in reversed(state.patches):
+            handle.unpatch()
+        state.patches.clear()
+        if state.resized and self.recording is not None:
+            state.resized = False
+            self.recording.restore()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        failure_ns = time.monotonic_ns()
+        report = yield
+        state = item.stash.get(TEST, None)
+        if state is None or self.recording is None:
+            return report
+        try:
+            if self._wanted(report, state.options):
+                self._attach(item, report, call, state, failure_ns)
+        except Exception as exc:
+            warn(f"{item.nodeid}: snapshot at {report.when} failed: {describe(exc)}")
+        if report.when == "teardown":
+            try:
+                self._end_attempt(state)
+            except Exception as exc:
+                warn(f"{item.nodeid}: cannot undo the test's ringtrace marker: {describe(exc)}")
+        return report
+
+    def _wanted(self, report: pytest.TestReport, options: TestOptions) -> bool:
+        if report.failed:
+            return True  # setup/call/teardown errors and strict XPASS
+        if report.skipped:
+            if not hasattr(report, "wasxfail"):
+                return False
+            return options.xfail if options.xfail is not None else self.settings.xfail
+        return options.always and report.when == "call"
+
+    def take(
+        self,
+        item: pytest.Item,
+        state: TestState,
+        *,
+        phase: str,
+        outcome: str,
+        failure_ns: int,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[Snapshot, dict[str, int], dict[str, Path], list[str]] | None:
+        """Snapshot the test's window, describe it in metadata, write its files.
+
+        Returns the snapshot, its counts, the files by format and the
+        problems met, or ``None`` when there is no recorder to read.
+        """
+        recorder = self.recording.current() if self.recording is not None else None
+        if recorder is None:
+            warn(f"{item.nodeid}: nothing to snapshot: no recorder")
+            return None
+        options = state.options
+        window = options.window or self.settings.window
+        snapshot = instrument.snapshot(
+            since=state.since if window == "test" else None, recorder=recorder
+        )
+        snapshot.metadata.update(
+            {
+                "test_id": item.nodeid,
+                "phase": phase,
+                "attempt": state.attempt,
+                "worker": self.worker,
+                "outcome": outcome,
+                "window": window,
+                "failure_ns": failure_ns,
+                **(extra or {}),
+            }
+        )
+        counts = summary(snapshot)
+        paths: dict[str, Path] = {}
+        problems: list[str] = []
+        if snapshot.events:
+            stem = file_stem(item.nodeid, phase, state.attempt, self.worker)
+            formats = options.formats or self.settings.formats
+            paths, problems = self.writer.write(snapshot, stem, formats)
+        for problem in problems:
+            warn(f"{item.nodeid}: {problem}")
+        return snapshot, counts, paths, problems
+
+    def _attach(
+        self,
+        item: pytest.Item,
+        report: pytest.TestReport,
+        call: pytest.CallInfo[None],
+        state: TestState,
+        failure_ns: int,
+    ) -> None:
+        outcome = "xfailed" if report.skipped else report.outcome
+        taken = self.take(
+            item,
+            state,
+            phase=report.when,
+            outcome=outcome,
+            failure_ns=failure_ns,
+            extra={"exception": _exception_text(call, report)},
+        )
+        if taken is None:
+            return
+        snapshot, counts, paths, problems = taken
+        tail = state.options.tail if state.options.tail is not None else self.settings.tail
+        shown = {fmt: str(path) for fmt, path in paths.items()}
+        title = section_title(report.when)
+        text = section_text(
+            snapshot,
+            counts=counts,
+            failure_ns=failure_ns,
+            paths=shown,
+            tail=tail,
+            problems=problems,
+        )
+        report.sections.append((title, text))
+        report.ringtrace = {  # type: ignore[attr-defined]
+            "phase": report.when,
+            "attempt": state.attempt,
+            "worker": self.worker,
+            "outcome": outcome,
+            "window": snapshot.metadata["window"],
+            "paths": shown,
+            **counts,
+        }
+        try:
+            attach_html(self.config, report, paths, title, text)
+        except Exception as exc:
+            warn(f"{item.nodeid}: cannot attach the snapshot to pytest-html: {describe(exc)}")
+        try:
+            attach_junit(self.config, item, report, paths)
+        except Exception as exc:
+            warn(f"{item.nodeid}: cannot attach the snapshot to JUnit XML: {describe(exc)}")
+        self.announce(snapshot, item, report, paths)
+
+    def announce(
+        self,
+        snapshot: Snapshot,
+        item: pytest.Item,
+        report: pytest.TestReport | None,
+        paths: dict[str, Path],
+    ) -> None:
+        """Call ``pytest_ringtrace_snapshot``; a raising implementation is a warning."""
+        try:
+            self.config.hook.pytest_ringtrace_snapshot(
+                snapshot=snapshot, item=item, report=report, paths=paths
+            )
+        except Exception as exc:
+            warn(f"{item.nodeid}: a pytest_ringtrace_snapshot hook raised {describe(exc)}")
+
+    # -- the summary (on the pytest-xdist controller too) -------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        info = getattr(report, "ringtrace", None)
+        if isinstance(info, dict):
+            self.written.append((report.nodeid, info))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.written:
+            return
+        count = len(self.written)
+        plural = "s" if count != 1 else ""
+        terminalreporter.write_sep(
+            "-", f"ringtrace: {count} snapshot{plural} in {self.settings.directory}"
+        )
+        for nodeid, info in self.written[:SUMMARY_LINES]:
+            paths = info.get("paths") or {}
+            where = next(iter(paths.values()), "no file: nothing was recorded")
+            attempt = f", attempt {info.get('attempt')}" if info.get("attempt", 1) != 1 else ""
+            terminalreporter.write_line(f"{nodeid} [{info.get('phase')}{attempt}]: {where}")
+        if count > SUMMARY_LINES:
+            terminalreporter.write_line(f"... and {count - SUMMARY_LINES} more")
+
+
+def _exception_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str | None:
+    """``Type: message`` of what ended the phase, bounded, as plain text."""
+    if call.excinfo is None:
+        return "XPASS(strict)" if report.failed else None
+    try:
+        message = str(call.excinfo.value)
+    except Exception:
+        message = "<str() raised>"
+    if len(message) > 500:
+        message = message[:500] + "..."
+    return f"{call.excinfo.typename}: {message}" if message else call.excinfo.typename
