@@ -16,6 +16,10 @@ _MARKS = {"entry": "->", "exit": "<-", "event": " *"}
 _HIDDEN_CONTEXT = frozenset({"pid", "thread_id", "thread_name"})
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def section_title(phase: str) -> str:
     """``ringtrace call``: ``--show-capture`` filters sections by title."""
     return f"ringtrace {phase}"
@@ -57,18 +61,15 @@ def describe_fields(event: Event) -> str:
     return "  ".join(parts) if event.kind == "exit" else " ".join(parts)
 
 
-def _thread_labels(snapshot: Snapshot, events: Sequence[Event]) -> dict[int, str]:
-    """A readable label per thread id; ids are added where names collide."""
-    names: dict[int, str] = {}
-    for info in snapshot.streams:
-        names.setdefault(info.thread_id, info.thread_name)
-    for ev in events:
-        names.setdefault(ev.thread_id, ev.thread_name)
+def _thread_labels(events: Sequence[Event]) -> dict[tuple[int, str], str]:
+    """A label per (thread id, name) shown; the id is added where names repeat."""
+    threads = {(ev.thread_id, ev.thread_name) for ev in events}
     count: dict[str, int] = {}
-    for name in names.values():
+    for _tid, name in threads:
         count[name] = count.get(name, 0) + 1
     return {
-        tid: name if count[name] == 1 else f"{name}#{tid % 100_000}" for tid, name in names.items()
+        (tid, name): name if count[name] == 1 else f"{name}#{tid % 100_000}"
+        for tid, name in threads
     }
 
 
@@ -106,7 +107,7 @@ def section_text(
     events = snapshot.events
     threads = counts["threads"]
     lines = [
-        f"{len(events):,} events from {threads} thread{'s' if threads != 1 else ''}, "
+        f"{_count(len(events), 'event')} from {_count(threads, 'thread')}, "
         f"{counts['lost']:,} lost events, {counts['skipped_subbufs']:,} skipped sub-buffers"
         f" (window: {'this test' if snapshot.since is not None else 'session'})"
     ]
@@ -138,13 +139,13 @@ def section_text(
         return "\n".join(lines) + "\n"
     which = f"last {len(shown):,} of {len(events):,}" if len(shown) < len(events) else "all"
     lines.append(f"{which} events (time relative to the failure):")
-    labels = _thread_labels(snapshot, shown)
+    labels = _thread_labels(shown)
     times = [f"{(ev.timestamp - failure_ns) / 1e6:+.3f} ms" for ev in shown]
     time_width = max(map(len, times))
-    thread_width = min(max(len(labels[ev.thread_id]) for ev in shown), 24)
+    thread_width = min(max(map(len, labels.values())), 24)
     for ev, when in zip(shown, times, strict=True):
         line = (
-            f"{when:>{time_width}}  {labels[ev.thread_id][:24]:<{thread_width}}  "
+            f"{when:>{time_width}}  {labels[ev.thread_id, ev.thread_name][:24]:<{thread_width}}  "
             f"{_MARKS.get(ev.kind, ' ?')} {ev.name}"
         )
         detail = describe_fields(ev)
@@ -160,7 +161,8 @@ def summary(snapshot: Snapshot) -> dict[str, int]:
     """The counts of the header as plain data (for report attributes)."""
     return {
         "events": len(snapshot.events),
-        "threads": len({ev.thread_id for ev in snapshot.events}),
+        # a thread id can be reused once its thread has ended: count pairs
+        "threads": len({(ev.thread_id, ev.thread_name) for ev in snapshot.events}),
         "lost": snapshot.lost,
         "dropped": snapshot.dropped,
         "skipped": snapshot.skipped,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,10 +33,6 @@ class TestState:
     resized: bool = False
     #: Patches made for this test (marker ``patch``/``instrument``).
     patches: list[Any] = field(default_factory=list)
-    #: The pending pytest-timeout snapshot timer, if any.
-    timer: Any = None
-    #: Files written ahead of a pytest-timeout deadline.
-    timeout_paths: dict[str, Path] = field(default_factory=dict)
 
 
 TEST = pytest.StashKey[TestState]()

@@ -26,8 +26,20 @@ from .state import TEST
 from .warning import describe, warn
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .session import RingtracePlugin
-    from .state import TestState
+
+
+class _Pending:
+    """A snapshot timer armed for one test, and the files it wrote."""
+
+    def __init__(self, timer: threading.Timer):
+        self.timer = timer
+        self.paths: dict[str, Path] = {}
+
+
+_PENDING = pytest.StashKey[_Pending]()
 
 
 def lead_time(timeout: float) -> float:
@@ -75,31 +87,35 @@ class TimeoutSnapshots:
 
     def _arm(self, item: pytest.Item, settings: Any) -> None:
         timeout = getattr(settings, "timeout", None)
-        state = item.stash.get(TEST, None)
-        if not timeout or timeout <= 0 or state is None or not _ends_process(settings):
+        if not timeout or timeout <= 0 or not _ends_process(settings):
             return
         self._disarm(item)
         deadline_ns = time.monotonic_ns() + int(timeout * 1e9)
-        timer = threading.Timer(
-            timeout - lead_time(timeout), self._dump, (item, state, timeout, deadline_ns)
-        )
+        timer = threading.Timer(timeout - lead_time(timeout), self._dump)
+        pending = item.stash[_PENDING] = _Pending(timer)
+        timer.args = (item, pending, timeout, deadline_ns)
         timer.daemon = True
         timer.name = f"ringtrace-timeout {item.nodeid}"
-        state.timer = timer
         timer.start()
 
     def _disarm(self, item: pytest.Item) -> None:
-        state = item.stash.get(TEST, None)
-        if state is None or state.timer is None:
+        pending = item.stash.get(_PENDING, None)
+        if pending is None:
             return
-        state.timer.cancel()
-        state.timer.join()
-        state.timer = None
-        if state.timeout_paths:  # written, but the test ended before the deadline
-            self.plugin.writer.remove(state.timeout_paths)
-            state.timeout_paths = {}
+        del item.stash[_PENDING]
+        pending.timer.cancel()
+        pending.timer.join()
+        if pending.paths:  # written, but the test ended before the deadline
+            self.plugin.writer.remove(pending.paths)
 
-    def _dump(self, item: pytest.Item, state: TestState, timeout: float, deadline_ns: int) -> None:
+    def _dump(self, item: pytest.Item, pending: _Pending, timeout: float, deadline_ns: int) -> None:
+        # The timer is armed before the test's setup (pytest-timeout arms it
+        # in pytest_runtest_protocol); the test's state exists by now unless
+        # the hang is in an earlier plugin's setup hook.
+        state = item.stash.get(TEST, None)
+        if state is None:
+            sys.stderr.write(f"ringtrace: no timeout snapshot of {item.nodeid}: not set up\n")
+            return
         try:
             taken = self.plugin.take(
                 item,
@@ -115,7 +131,7 @@ class TimeoutSnapshots:
         if taken is None:
             return
         snapshot, _counts, paths, _problems = taken
-        state.timeout_paths = paths
+        pending.paths = paths
         where = ", ".join(str(p) for p in paths.values()) or "no file: nothing was recorded"
         sys.stderr.write(
             f"ringtrace: {item.nodeid} is {lead_time(timeout):.2f} s from its pytest-timeout "
