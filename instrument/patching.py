@@ -31,6 +31,11 @@ _lock = threading.RLock()
 _active: dict[str, Patch] = {}
 
 
+class _PatchWrapper(TracedFunction):
+    """The wrapper :func:`patch` puts in place (``@trace`` makes the base class):
+    a copy of it found at another target is undone too."""
+
+
 class Patch:
     """One patched target; ``unpatch()`` or leaving a ``with`` block undoes it."""
 
@@ -48,14 +53,26 @@ class Patch:
 
     def _apply(self, module: ModuleType) -> None:
         parent, attribute, original = wrapt.resolve_path(module, self.path)
-        if isinstance(_unwrap_descriptor(original), TracedFunction):
-            return  # already traced by @trace or another patch: never wrap twice
+        self._owned = attribute in getattr(parent, "__dict__", {})
+        if type(original) is _PatchWrapper:
+            # Another patch's wrapper, copied here by an import while it was
+            # applied (``from .mod import f``): adopt it, so that unpatching
+            # puts back what the import would have copied without patching.
+            self._parent, self._attribute = parent, attribute
+            self._original = original.__wrapped__
+            self.applied = True
+            return
+        # A TracedFunction around a classmethod passes isinstance(classmethod)
+        # (wrapt proxies __class__): test the object itself first.
+        if isinstance(original, TracedFunction) or isinstance(
+            _unwrap_descriptor(original), TracedFunction
+        ):
+            return  # already traced by @trace: never wrap twice
         if not callable(_unwrap_descriptor(original)):
             raise TypeError(f"patch target {self.target!r} is not callable: {original!r}")
         wrapper = make_wrapper(original, **self.options)
-        self._owned = attribute in getattr(parent, "__dict__", {})
         self._parent, self._attribute, self._original = parent, attribute, original
-        wrapt.apply_patch(parent, attribute, TracedFunction(original, wrapper))
+        wrapt.apply_patch(parent, attribute, _PatchWrapper(original, wrapper))
         self.applied = True
 
     def _on_import(self, module: ModuleType) -> None:
@@ -65,6 +82,8 @@ class Patch:
             try:
                 self._apply(module)
             except Exception as exc:  # cannot raise into the user's import
+                if _active.get(self.target) is self:  # so that patch() may try again
+                    del _active[self.target]
                 warnings.warn(
                     f"ringtrace: cannot patch {self.target!r} on import: {exc}",
                     RuntimeWarning,
@@ -270,12 +289,13 @@ def patch_module(
     package: str,
     *,
     include: Sequence[str] = ("*",),
-    exclude: Sequence[str] = ("*._*",),
+    exclude: Sequence[str] = ("*._[!_]*",),
 ) -> ModulePatch:
     """Trace every function and method defined in ``package`` and its modules.
 
     ``include``/``exclude`` are globs on ``module.qualname`` (private names
-    are excluded by default). Modules are never imported for this: those
+    are excluded by default; of the dunder methods, ``__init__``,
+    ``__call__``, ``__enter__`` and ``__exit__`` are traced). Modules are never imported for this: those
     already imported are patched now, the others when they are imported.
     """
     if not isinstance(package, str) or not re.match(r"^[A-Za-z_][\w.]*$", package):
