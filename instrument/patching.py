@@ -295,8 +295,9 @@ def patch_module(
 
     ``include``/``exclude`` are globs on ``module.qualname`` (private names
     are excluded by default; of the dunder methods, ``__init__``,
-    ``__call__``, ``__enter__`` and ``__exit__`` are traced). Modules are never imported for this: those
-    already imported are patched now, the others when they are imported.
+    ``__call__``, ``__enter__`` and ``__exit__`` are traced). Modules are
+    never imported for this: those already imported are patched now, the
+    others when they are imported.
     """
     if not isinstance(package, str) or not re.match(r"^[A-Za-z_][\w.]*$", package):
         raise ValueError(f"patch_module takes a dotted package name, got {package!r}")
