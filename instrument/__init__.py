@@ -27,6 +27,7 @@ from .patching import Patch, patch, patch_module, patched, unpatch
 from .recorder import Recorder
 from .snapshot import Event, Snapshot, StreamInfo
 from .tracing import span, trace
+from .triggers import Triggers, dump, dump_off, dump_on
 
 __all__ = [
     "Channel",
@@ -35,7 +36,11 @@ __all__ = [
     "Recorder",
     "Snapshot",
     "StreamInfo",
+    "Triggers",
     "consume",
+    "dump",
+    "dump_off",
+    "dump_on",
     "event",
     "patch",
     "patch_module",

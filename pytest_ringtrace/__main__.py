@@ -1,0 +1,8 @@
+"""``python -m pytest_ringtrace``: the ``ringtrace`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
