@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..plugins import hookimpl
-from . import Format
+from . import Format, ctf
 
 
 @hookimpl
 def ringtrace_formats() -> list[Format]:
     formats: list[Format] = []
+    formats.extend(ctf.FORMATS)
     # Each built-in format module defines FORMATS (a list of Format).
     return formats
