@@ -146,6 +146,8 @@ def dynamic_providers(names: tuple[str, ...]) -> tuple[tuple[str, Provider], ...
     is reported once per :func:`instrument.start`, by plugin name, in a
     warning.
     """
+    if all(n in STATIC_CONTEXTS for n in names):
+        return ()  # plugins are not even loaded for channels without dynamic context
     known = _providers()
     unknown = [n for n in names if n not in STATIC_CONTEXTS and n not in known]
     if unknown:

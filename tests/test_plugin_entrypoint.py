@@ -199,7 +199,8 @@ def test_entry_point_format_and_sink_in_a_pytest_run(
     )
     copies = tmp_path / "copies"
     ran = _run(
-        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "--ringtrace",
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+         "-p", "no:benchmark", "--ringtrace",
          "--ringtrace-formats=json,csv", "--ringtrace-dir=snapshots", "test_orders.py"],
         tmp_path,
         RINGTRACE_COPY_DIR=str(copies),

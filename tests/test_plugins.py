@@ -407,3 +407,188 @@ def test_raising_directory_writer_leaves_no_directory(
     with pytest.raises(FormatError, match="'dir-broken' \\(ringtrace plugin 'dir-writer'\\)"):
         write_snapshot(record(start_recording), tmp_path / "s", "dir-broken")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the same plugins in a pytest run (--ringtrace-formats) ---------------------
+
+FAILING_AND_PASSING = """
+import instrument
+
+def test_passes():
+    instrument.event("fine")
+
+def test_fails():
+    instrument.event("about.to.fail", n=1)
+    assert False, "boom"
+"""
+
+
+def run_ringtrace(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_subject=FAILING_AND_PASSING)
+    return pytester.runpytest(
+        "-p", "no:cacheprovider", "--ringtrace", "--ringtrace-dir=snapshots", *args
+    )  # fmt: skip
+
+
+def test_plugin_format_and_sink_in_a_pytest_run(
+    add_plugin: AddPlugin, pytester: pytest.Pytester
+) -> None:
+    sunk: list[tuple[str, Path, list[str]]] = []
+    add_plugin(
+        "lines-plugin",
+        ringtrace_formats=lambda: [lines_format()],
+        ringtrace_snapshot_written=lambda snapshot, path, format: sunk.append(
+            (format, path, [ev.name for ev in snapshot])
+        ),
+    )
+    result = run_ringtrace(pytester, "--ringtrace-formats=json,lines")
+    result.assert_outcomes(passed=1, failed=1)
+    (written,) = (pytester.path / "snapshots").glob("*.lines.txt")
+    assert "test_fails" in written.name
+    assert "about.to.fail" in written.read_text()
+    assert [(fmt, path.name) for fmt, path, _ in sunk] == [
+        ("json", written.name.replace(".lines.txt", ".json")),
+        ("lines", written.name),
+    ]
+    assert all("about.to.fail" in names for _, _, names in sunk)
+
+
+def test_ringtrace_formats_choices_come_from_the_registry(
+    add_plugin: AddPlugin, pytester: pytest.Pytester
+) -> None:
+    add_plugin("lines-plugin", ringtrace_formats=lambda: [lines_format()])
+    result = run_ringtrace(pytester, "--ringtrace-formats=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown snapshot format*'nope'*lines*"])
+
+
+CONTEXT_CHANNEL = """
+import instrument
+
+def pytest_ringtrace_channels(config):
+    return [instrument.Channel(contexts=("thread", "flaky"))]
+"""
+
+
+@pytest.mark.parametrize(
+    ("hooks", "formats", "named"),
+    [
+        ({"ringtrace_contexts": lambda: {"flaky": boom}}, "json", "in context provider 'flaky'"),
+        ({"ringtrace_snapshot_written": boom}, "json", "in ringtrace_snapshot_written"),
+        (
+            {"ringtrace_formats": lambda: [Format("broken", ".broken", boom)]},
+            "json,broken",
+            "format 'broken' (ringtrace plugin 'broken-plugin') failed",
+        ),
+    ],
+    ids=["provider", "sink", "writer"],
+)
+def test_a_raising_plugin_leaves_the_pytest_outcome_and_snapshot_and_is_named(
+    add_plugin: AddPlugin,
+    pytester: pytest.Pytester,
+    hooks: dict[str, Callable[..., Any]],
+    formats: str,
+    named: str,
+) -> None:
+    add_plugin("broken-plugin", **hooks)
+    if "ringtrace_contexts" in hooks:
+        pytester.makeconftest(CONTEXT_CHANNEL)
+    result = run_ringtrace(pytester, f"--ringtrace-formats={formats}")
+    result.assert_outcomes(passed=1, failed=1, warnings=1)
+    assert "'broken-plugin'" in result.stdout.str() and named in result.stdout.str()
+    (written,) = (pytester.path / "snapshots").glob("*.json")
+    assert "test_fails" in written.name and "about.to.fail" in written.read_text()
+
+
+# Hooks that run while pytest starts (the registry is read when the options
+# are checked, contexts when recording starts): a plugin registered in a
+# conftest.py, in a pytest of its own.
+BROKEN_AT_START = """
+import types
+import instrument
+from instrument import plugins
+from instrument.plugins import hookimpl
+
+def boom():
+    raise RuntimeError("plugin bug")
+
+broken = types.SimpleNamespace({hook}=hookimpl(boom))
+tenants = types.SimpleNamespace(ringtrace_contexts=hookimpl(lambda: {{"tenant": lambda: "acme"}}))
+plugins.register(broken, name="broken-plugin")
+plugins.register(tenants, name="tenants")
+
+def pytest_ringtrace_channels(config):
+    return [instrument.Channel(contexts=("thread", "tenant"))]
+"""
+
+
+@pytest.mark.parametrize("hook", ["ringtrace_formats", "ringtrace_contexts"])
+def test_a_plugin_raising_while_pytest_starts_leaves_the_outcome_and_is_named(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, hook: str
+) -> None:
+    pytester.makeconftest(BROKEN_AT_START.format(hook=hook))
+    pytester.makepyfile(test_subject=FAILING_AND_PASSING)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # a quicker start
+    result = pytester.runpytest_subprocess(
+        "-p", "pytest_ringtrace.plugin", "-p", "no:cacheprovider", "--ringtrace",
+        "--ringtrace-dir=snapshots", "--ringtrace-formats=json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert f"ringtrace plugin 'broken-plugin' raised RuntimeError in {hook}: plugin bug" in output
+    (written,) = (pytester.path / "snapshots").glob("*.json")
+    text = written.read_text()
+    assert "about.to.fail" in text and "acme" in text  # the other plugin's context
+
+
+# -- the same plugins from `ringtrace convert --to` ----------------------------
+
+
+@pytest.fixture
+def snapshot_file(start_recording: Callable[..., Recorder], tmp_path: Path) -> Path:
+    """A snapshot in our JSON format, as the pytest plugin leaves them."""
+    return write_snapshot(record(start_recording), tmp_path / "snap", "json")
+
+
+def test_plugin_format_is_a_choice_of_ringtrace_convert(
+    add_plugin: AddPlugin,
+    snapshot_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pytest_ringtrace.cli import main
+
+    assert main(["convert", str(snapshot_file), "--to", "lines"]) == 2  # not registered yet
+    assert "invalid choice: 'lines'" in capsys.readouterr().err
+    sunk: list[str] = []
+    add_plugin(
+        "lines-plugin",
+        ringtrace_formats=lambda: [lines_format()],
+        ringtrace_snapshot_written=lambda format: sunk.append(format),
+    )
+    assert main(["convert", "--help"]) == 0
+    assert "lines: event names, one a line" in " ".join(capsys.readouterr().out.split())
+    status = main(["convert", str(snapshot_file), "--to", "lines", "-o", str(tmp_path / "out")])
+    assert status == 0, capsys.readouterr().err
+    out = tmp_path / "out.lines.txt"
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.read_text().count("step") == 3
+    assert sunk == ["lines"]
+
+
+def test_ringtrace_convert_to_a_raising_format_fails_with_one_line_naming_the_plugin(
+    add_plugin: AddPlugin,
+    snapshot_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pytest_ringtrace.cli import main
+
+    add_plugin("broken-writer", ringtrace_formats=lambda: [Format("broken", ".broken", boom)])
+    status = main(["convert", str(snapshot_file), "--to", "broken", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "format 'broken' (ringtrace plugin 'broken-writer') failed" in err
+    assert "RuntimeError: plugin bug" in err
+    assert not list(tmp_path.glob("o*"))
