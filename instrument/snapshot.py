@@ -8,9 +8,25 @@ read back equal.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+
+class SnapshotFileError(ValueError):
+    """A file that cannot be read as a snapshot: missing, empty, truncated,
+    corrupt, foreign, or of an unsupported version.
+
+    The message is one line, the path and then what is wrong with it, so
+    that a command can print it as it is; ``path`` and ``problem`` hold the
+    two parts.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = os.fspath(path)
+        self.problem = " ".join(problem.split())
+        super().__init__(f"{self.path}: {self.problem}")
 
 
 class Event(NamedTuple):
@@ -92,6 +108,17 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.events)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Snapshot:
+        """Read back a snapshot written in our JSON format (``.json`` or ``.json.gz``).
+
+        The result equals the snapshot that was written. A file that is not
+        one raises :class:`SnapshotFileError` (a ``ValueError``).
+        """
+        from .formats.json_format import read
+
+        return read(path)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from ..plugins import hookimpl
 from . import Format, ctf
+from . import json_format
+from . import perfetto
 
 
 @hookimpl
 def ringtrace_formats() -> list[Format]:
     formats: list[Format] = []
+    formats.extend(json_format.FORMATS)
+    formats.extend(perfetto.FORMATS)
     formats.extend(ctf.FORMATS)
     # Each built-in format module defines FORMATS (a list of Format).
     return formats

@@ -1,0 +1,631 @@
+"""Our JSON: the snapshot format that reads back equal to what was written.
+
+Formats ``json`` (suffix ``.json``) and ``json.gz`` (suffix ``.json.gz``, the
+same document gzip-compressed). :func:`read` (and ``Snapshot.load``) reads
+either, telling them apart by the gzip magic bytes, not the file name.
+
+Schema ``ringtrace-snapshot``, version 1
+========================================
+
+One JSON object (RFC 8259, pure ASCII: other characters are ``\\u`` escapes).
+Members, in the order they are written::
+
+    {"schema": "ringtrace-snapshot", "version": 1, "generator": "...",
+     "pid": 4242, "clock_offset_ns": ..., "taken_at": ..., "since": null,
+     "taken_at_utc": "2025-01-01T12:00:00.123456789Z",
+     "event_count": 3, "totals": {...}, "metadata": {...},
+     "streams": [{...}, ...],
+     "event_fields": ["timestamp", "name", ..., "position"],
+     "events": [[...], [...], [...]]}
+
+Identity
+    ``schema``
+        Always ``"ringtrace-snapshot"``. A reader rejects any other file.
+    ``version``
+        Integer, ``1``. Adding a member that readers may ignore keeps the
+        version; any change a reader must understand raises it. This reader
+        rejects versions other than 1 with a clear error.
+    ``generator``
+        Informational: the package and version that wrote the file.
+
+Snapshot (the fields of :class:`instrument.Snapshot`)
+    ``pid``
+        Integer: the recording process.
+    ``clock_offset_ns``
+        Integer: wall-clock time minus monotonic time when the snapshot was
+        taken, in nanoseconds. Add it to any timestamp for Unix time in ns.
+    ``taken_at``
+        Integer: monotonic time (ns) when the snapshot was taken.
+    ``since``
+        Integer or ``null``: the lower bound (monotonic ns) the snapshot was
+        taken with; events older than it were left out on purpose.
+    ``taken_at_utc``
+        Informational: ``taken_at + clock_offset_ns`` as ISO 8601 UTC.
+    ``metadata``
+        Object: free-form plain data (the pytest plugin stores the test id,
+        phase and worker here). Values are encoded as described under
+        *Values*.
+
+Counts
+    ``event_count``
+        Integer: the length of ``events``. A reader that finds another
+        number reports the file as truncated.
+    ``totals``
+        Informational, derived from ``streams``: ``events``, ``lost``
+        (dropped + skipped), ``dropped``, ``skipped``, ``skipped_subbufs``,
+        ``overwritten``.
+
+``streams``: one object per stream (one thread on one channel), in the
+snapshot's stream order, the fields of :class:`instrument.StreamInfo`:
+    ``channel`` (string), ``thread_id`` (integer), ``thread_name`` (string),
+    ``alive`` (boolean: the thread still ran at snapshot time), ``mode``
+    (``"overwrite"`` or ``"discard"``), ``subbuf_size`` and ``num_subbuf``
+    (integers: the ring geometry, in events), ``produced`` (integer: the
+    writer's position, i.e. records ever written), ``first_position`` and
+    ``last_position`` (integer or ``null``: the first and last record read),
+    ``gaps`` (array of ``[start, end]`` position pairs, ``end`` excluded:
+    sub-buffers the snapshot skipped because a writer was in them),
+    ``overwritten`` (records older than the ring held; by design in
+    overwrite mode), ``dropped`` (records a full discard-mode ring refused),
+    ``context`` (object: the stream's static context, e.g. ``pid``,
+    ``thread_id``, ``thread_name``). Informational, derived from ``gaps``:
+    ``skipped`` (records lost in gaps) and ``skipped_subbufs``.
+
+``event_fields``
+    The names of the columns of each event row, always
+    ``["timestamp", "name", "kind", "thread_id", "thread_name", "fields",
+    "context", "channel", "position"]`` in version 1.
+
+``events``: one array per event, oldest first (the snapshot's order), with
+the columns of ``event_fields``:
+    ``timestamp`` (integer: monotonic ns), ``name`` (string), ``kind``
+    (``"event"`` for a point event, ``"entry"``/``"exit"`` for the two ends
+    of a traced call or span), ``thread_id`` (integer), ``thread_name``
+    (string), ``fields`` (object: the event's fields; an exit carries
+    ``duration_ns``, and ``exception``/``message`` when the call raised),
+    ``context`` (object: context recorded with the event, e.g. ``pid``,
+    ``task``), ``channel`` (string), ``position`` (integer: the record's
+    position in its stream, counting from 0). Rows are written in blocks of
+    up to 512 per line; whitespace between them is insignificant.
+
+Values
+    Field, context and metadata values are JSON ``null``, booleans, numbers,
+    strings, arrays (Python lists) and objects (dicts with string keys). The
+    few Python values JSON cannot hold are written as one-member tagged
+    objects, so that they read back equal:
+
+    * ``{"$tuple": [...]}``: a tuple;
+    * ``{"$float": "nan" | "inf" | "-inf"}``: a float that is not finite;
+    * ``{"$dict": [[key, value], ...]}``: a dict with a key that is not a
+      string, or a string key starting with ``$``.
+
+    Integers are exact at any size (readers in languages with 53-bit
+    numbers should take care with timestamps and thread ids). Any other
+    Python object is refused when writing (a ``TypeError`` naming where it
+    is): snapshots made by the recorder only hold plain values.
+
+Reading is validation: a missing, empty, truncated, corrupt (including bad
+gzip), foreign or wrong-version file raises
+:class:`instrument.snapshot.SnapshotFileError` (a ``ValueError``) with a
+one-line message. Nothing in the file is ever executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gzip
+import json
+import math
+import os
+import zlib
+from collections.abc import Iterable
+from itertools import chain
+from operator import itemgetter
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from ..snapshot import Event, Snapshot, SnapshotFileError, StreamInfo
+from . import Format, open_for_reading
+
+SCHEMA = "ringtrace-snapshot"
+VERSION = 1
+EVENT_FIELDS = list(Event._fields)
+
+#: Events encoded per block: bounds the memory a write needs beyond the snapshot.
+CHUNK_EVENTS = 512
+
+#: gzip level: 6 (zlib's default) compresses snapshot JSON about 10 to 1 at a
+#: fraction of level 9's cost.
+GZIP_LEVEL = 6
+
+
+class BinaryOut(Protocol):
+    """What a writer writes to: a binary file, or anything with ``write(bytes)``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+_KINDS = {"event": "event", "entry": "entry", "exit": "exit"}
+_MODES = ("overwrite", "discard")
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_TAGS = ("$tuple", "$float", "$dict")
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+# Strict JSON: a non-finite float raises, and the block is written again
+# through the tagging path.
+_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False)
+_encode = _encoder.encode
+
+_columns = [itemgetter(i) for i in range(len(EVENT_FIELDS))]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as JSON-ready data, tagging what JSON cannot hold (see *Values*)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float or isinstance(value, float):
+        return float(value) if math.isfinite(value) else {"$float": repr(float(value))}
+    if isinstance(value, str):  # a subclass (a str enum): written as its base value
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if t is list:
+        return [_plain(v, where) for v in value]
+    if t is tuple:
+        return {"$tuple": [_plain(v, where) for v in value]}
+    if t is dict:
+        if all(type(k) is str and not k.startswith("$") for k in value):
+            return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+        return {"$dict": [[_plain(k, where), _plain(v, where)] for k, v in value.items()]}
+    raise TypeError(
+        f"{where} holds a {t.__name__}, which a ringtrace JSON snapshot cannot store "
+        "(plain data only: str, int, float, bool, None, list, tuple, dict)"
+    )
+
+
+def _plain_mapping(value: Any, where: str) -> dict[str, Any]:
+    """A top-level mapping (fields, context, metadata): string keys, tagged values."""
+    if type(value) is not dict:
+        raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
+    for key in value:
+        if type(key) is not str:
+            raise TypeError(f"{where} has a key that is not a str: {key!r}")
+    return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+
+
+_EVENT_TYPES = (int, str, str, int, str, dict, dict, str, int)
+
+
+def _plain_event(index: int, ev: Any) -> list[Any]:
+    """One event row, checked member by member (the slow, precise path)."""
+    where = f"snapshot event {index}"
+    if not isinstance(ev, tuple) or len(ev) != len(EVENT_FIELDS):
+        raise TypeError(f"{where} is not an Event: {type(ev).__name__}")
+    for name, value, wanted in zip(EVENT_FIELDS, ev, _EVENT_TYPES, strict=True):
+        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+            raise TypeError(
+                f"{where}: {name} must be {wanted.__name__}, got {type(value).__name__}"
+            )
+    if ev[2] not in _KINDS:
+        raise ValueError(f"{where}: kind must be 'event', 'entry' or 'exit', got {ev[2]!r}")
+    row = list(ev)
+    for i in (0, 1, 3, 4, 7, 8):
+        row[i] = _plain(ev[i], f"{where}: {EVENT_FIELDS[i]}")
+    row[5] = _plain_mapping(ev[5], f"{where}: fields")
+    row[6] = _plain_mapping(ev[6], f"{where}: context")
+    return row
+
+
+def _types(values: Iterable[Any]) -> set[type]:
+    return set(map(type, values))
+
+
+def _block_is_plain(block: list[Event]) -> bool:
+    """Whether ``block`` encodes as it is: every column of the expected type,
+    every field and context value a JSON scalar under a string key. Runs at C
+    speed (column views and ``set(map(type, ...))``), not event by event."""
+    cols = [list(map(get, block)) for get in _columns]
+    for col, wanted in zip(cols, _EVENT_TYPES, strict=True):
+        if _types(col) - {wanted}:
+            return False
+    if not set(cols[2]) <= _KINDS.keys():
+        return False
+    for dicts in (cols[5], list({id(d): d for d in cols[6]}.values())):
+        if _types(chain.from_iterable(dicts)) - {str}:
+            return False
+        if not _SCALARS.issuperset(_types(chain.from_iterable(map(dict.values, dicts)))):
+            return False
+        # A "$" key is only special in nested dicts, which this path never has.
+    return True
+
+
+def _encode_block(block: list[Event], first_index: int) -> str:
+    """``block`` as event rows separated by commas (no enclosing brackets)."""
+    if _block_is_plain(block):
+        try:
+            return _encode(block)[1:-1]
+        except ValueError:  # a NaN or infinity somewhere: tag it
+            pass
+    rows = [_plain_event(first_index + i, ev) for i, ev in enumerate(block)]
+    return _encode(rows)[1:-1]
+
+
+def _generator() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"pytest-ringtrace {version('pytest-ringtrace')}"
+    except Exception:
+        return "pytest-ringtrace"
+
+
+def _utc(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    when = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{rest:09d}Z"
+
+
+def _stream_obj(index: int, info: StreamInfo) -> dict[str, Any]:
+    where = f"snapshot stream {index}"
+    if not isinstance(info, StreamInfo):
+        raise TypeError(f"{where} is not a StreamInfo: {type(info).__name__}")
+    return {
+        "channel": _plain(info.channel, f"{where}: channel"),
+        "thread_id": _plain(info.thread_id, f"{where}: thread_id"),
+        "thread_name": _plain(info.thread_name, f"{where}: thread_name"),
+        "alive": _plain(info.alive, f"{where}: alive"),
+        "mode": _plain(info.mode, f"{where}: mode"),
+        "subbuf_size": _plain(info.subbuf_size, f"{where}: subbuf_size"),
+        "num_subbuf": _plain(info.num_subbuf, f"{where}: num_subbuf"),
+        "produced": _plain(info.produced, f"{where}: produced"),
+        "first_position": _plain(info.first_position, f"{where}: first_position"),
+        "last_position": _plain(info.last_position, f"{where}: last_position"),
+        "gaps": [[_plain(s, where), _plain(e, where)] for s, e in info.gaps],
+        "overwritten": _plain(info.overwritten, f"{where}: overwritten"),
+        "dropped": _plain(info.dropped, f"{where}: dropped"),
+        "skipped": info.skipped,
+        "skipped_subbufs": info.skipped_subbufs,
+        "context": _plain_mapping(info.context, f"{where}: context"),
+    }
+
+
+def _member(key: str, value: Any) -> str:
+    return f"{_encode(key)}:{_encode(value)}"
+
+
+def write(snapshot: Snapshot, out: BinaryOut) -> None:
+    """Write ``snapshot`` to the binary file ``out`` as our JSON (schema above).
+
+    Streams: the header, then the events in blocks of :data:`CHUNK_EVENTS`,
+    each encoded and written before the next is built. Raises ``TypeError``
+    naming the event or stream that holds something JSON cannot store.
+    """
+    events = snapshot.events
+    head = [
+        _member("schema", SCHEMA),
+        _member("version", VERSION),
+        _member("generator", _generator()),
+    ]
+    info = [
+        _member("pid", _plain(snapshot.pid, "snapshot pid")),
+        _member("clock_offset_ns", _plain(snapshot.clock_offset_ns, "snapshot clock_offset_ns")),
+        _member("taken_at", _plain(snapshot.taken_at, "snapshot taken_at")),
+        _member("since", _plain(snapshot.since, "snapshot since")),
+    ]
+    # informational; a hand-made snapshot may hold an impossible clock
+    with contextlib.suppress(OverflowError, OSError, ValueError, TypeError):
+        info.append(_member("taken_at_utc", _utc(snapshot.taken_at + snapshot.clock_offset_ns)))
+    totals = {
+        "events": len(events),
+        "lost": snapshot.lost,
+        "dropped": snapshot.dropped,
+        "skipped": snapshot.skipped,
+        "skipped_subbufs": snapshot.skipped_subbufs,
+        "overwritten": snapshot.overwritten,
+    }
+    counts = [_member("event_count", len(events)), _member("totals", totals)]
+    metadata = _member("metadata", _plain_mapping(snapshot.metadata, "snapshot metadata"))
+    streams = ",\n".join(_encode(_stream_obj(i, s)) for i, s in enumerate(snapshot.streams))
+    out.write(
+        (
+            "{"
+            + ",".join(head)
+            + ",\n"
+            + ",".join(info)
+            + ",\n"
+            + ",".join(counts)
+            + ",\n"
+            + metadata
+            + ',\n"streams":[\n'
+            + streams
+            + ("\n" if streams else "")
+            + "],\n"
+            + _member("event_fields", EVENT_FIELDS)
+            + ',\n"events":['
+        ).encode("ascii")
+    )
+    for start in range(0, len(events), CHUNK_EVENTS):
+        block = _encode_block(events[start : start + CHUNK_EVENTS], start)
+        out.write((",\n" if start else "\n").encode("ascii") + block.encode("ascii"))
+    out.write(b"\n]}\n")
+
+
+def write_gzip(snapshot: Snapshot, out: IO[bytes]) -> None:
+    """:func:`write`, gzip-compressed as it goes (no name or time in the gzip header)."""
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0
+    ) as gz:
+        write(snapshot, gz)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Invalid(Exception):
+    """A structural problem found while validating (becomes a SnapshotFileError)."""
+
+
+def _untag(value: Any, where: str) -> Any:
+    """The Python value of an encoded value (inverse of :func:`_plain`)."""
+    t = type(value)
+    if t is list:
+        return [_untag(v, where) for v in value]
+    if t is not dict:
+        return value
+    if len(value) == 1:
+        ((key, inner),) = value.items()
+        if key == "$tuple":
+            if type(inner) is not list:
+                raise _Invalid(f"{where}: $tuple must hold an array")
+            return tuple(_untag(v, where) for v in inner)
+        if key == "$float":
+            if inner not in _NONFINITE:
+                raise _Invalid(f"{where}: $float must be 'nan', 'inf' or '-inf'")
+            return _NONFINITE[inner]
+        if key == "$dict":
+            if type(inner) is not list or any(type(p) is not list or len(p) != 2 for p in inner):
+                raise _Invalid(f"{where}: $dict must hold [key, value] pairs")
+            try:
+                return {_untag(k, where): _untag(v, where) for k, v in inner}
+            except TypeError as exc:  # an unhashable key
+                raise _Invalid(f"{where}: $dict key: {exc}") from None
+    for key in value:
+        if key.startswith("$"):
+            raise _Invalid(f"{where}: unknown tag {key!r}")
+    return {k: _untag(v, where) for k, v in value.items()}
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _Invalid(f"{where} must be an object")
+    if _SCALARS.issuperset(_types(value.values())):
+        return value
+    return {k: _untag(v, f"{where}[{k!r}]") for k, v in value.items()}
+
+
+def _describe(value: Any) -> str:
+    """A short description of a decoded JSON value, for error messages."""
+    if type(value) is list:
+        return "an array"
+    if type(value) is dict:
+        return "an object"
+    return json.dumps(value)[:40]
+
+
+def _need(obj: dict[str, Any], key: str, types: tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise _Invalid(f"{where}: missing {key!r}")
+    value = obj[key]
+    if type(value) not in types:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        raise _Invalid(f"{where}: {key} must be {names}, got {_describe(value)}")
+    return value
+
+
+_INT = (int,)
+_OPT_INT = (int, type(None))
+
+
+def _read_stream(i: int, obj: Any) -> StreamInfo:
+    where = f"streams[{i}]"
+    if type(obj) is not dict:
+        raise _Invalid(f"{where} must be an object")
+    mode = _need(obj, "mode", (str,), where)
+    if mode not in _MODES:
+        raise _Invalid(f"{where}: mode must be 'overwrite' or 'discard', got {mode!r}")
+    gaps = _need(obj, "gaps", (list,), where)
+    pairs: list[tuple[int, int]] = []
+    for gap in gaps:
+        if type(gap) is not list or len(gap) != 2 or {type(gap[0]), type(gap[1])} != {int}:
+            raise _Invalid(f"{where}: each gap must be a [start, end] pair of integers")
+        pairs.append((gap[0], gap[1]))
+    return StreamInfo(
+        channel=_need(obj, "channel", (str,), where),
+        thread_id=_need(obj, "thread_id", _INT, where),
+        thread_name=_need(obj, "thread_name", (str,), where),
+        alive=_need(obj, "alive", (bool,), where),
+        mode=mode,
+        subbuf_size=_need(obj, "subbuf_size", _INT, where),
+        num_subbuf=_need(obj, "num_subbuf", _INT, where),
+        produced=_need(obj, "produced", _INT, where),
+        first_position=_need(obj, "first_position", _OPT_INT, where),
+        last_position=_need(obj, "last_position", _OPT_INT, where),
+        gaps=pairs,
+        overwritten=_need(obj, "overwritten", _INT, where),
+        dropped=_need(obj, "dropped", _INT, where),
+        context=_mapping(_need(obj, "context", (dict,), where), f"{where}: context"),
+    )
+
+
+def _bad_row(rows: list[Any]) -> str:
+    """Where and why the first invalid event row is invalid."""
+    for i, row in enumerate(rows):
+        where = f"events[{i}]"
+        if type(row) is not list or len(row) != len(EVENT_FIELDS):
+            return f"{where} must be an array of {len(EVENT_FIELDS)} values"
+        for name, value, wanted in zip(EVENT_FIELDS, row, _EVENT_TYPES, strict=True):
+            if type(value) is not wanted:
+                return f"{where}: {name} must be {wanted.__name__}, got {_describe(value)}"
+        if row[2] not in _KINDS:
+            return f"{where}: kind must be 'event', 'entry' or 'exit', got {row[2]!r}"
+    return "events are invalid"
+
+
+def _read_events(rows: list[Any]) -> list[Event]:
+    """Validate the event rows column by column and build the events.
+
+    Repeated strings are shared, and so are equal context objects (as in a
+    snapshot taken from the recorder), which keeps a loaded snapshot about
+    as small as the one that was written.
+    """
+    if not rows:
+        return []
+    if _types(rows) != {list} or set(map(len, rows)) != {len(EVENT_FIELDS)}:
+        raise _Invalid(_bad_row(rows))
+    cols = [list(map(get, rows)) for get in _columns]
+    for col, wanted in zip(cols, _EVENT_TYPES, strict=True):
+        if _types(col) != {wanted}:
+            raise _Invalid(_bad_row(rows))
+    kinds = cols[2]
+    if not set(kinds) <= _KINDS.keys():
+        raise _Invalid(_bad_row(rows))
+    strings: dict[str, str] = {}
+    share = strings.setdefault
+    for c in (1, 2, 4, 7):
+        cols[c] = [share(s, s) for s in cols[c]]
+    fields = cols[5]
+    if not _SCALARS.issuperset(_types(chain.from_iterable(map(dict.values, fields)))):
+        fields = cols[5] = [_mapping(f, f"events[{i}]: fields") for i, f in enumerate(fields)]
+    contexts: dict[Any, dict[str, Any]] = {}
+    ctx_col = cols[6]
+    for i, ctx in enumerate(ctx_col):
+        try:
+            key = tuple(ctx.items())
+            shared = contexts.get(key)
+        except TypeError:  # a list or object value: not shareable
+            ctx_col[i] = _mapping(ctx, f"events[{i}]: context")
+            continue
+        if shared is None:
+            shared = contexts[key] = _mapping(ctx, f"events[{i}]: context")
+        ctx_col[i] = shared
+    rows.clear()
+    return list(map(Event, *cols))
+
+
+def _load_document(path: Path) -> Any:
+    try:
+        f = open_for_reading(path)
+    except FileNotFoundError:
+        raise SnapshotFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise SnapshotFileError(path, "is a directory, not a snapshot file") from None
+    except OSError as exc:
+        raise SnapshotFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    raw = getattr(f, "fileobj", None)  # open_for_reading's GzipFile does not close it
+    compressed = raw is not None
+    try:
+        data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise SnapshotFileError(path, f"corrupt or truncated gzip data ({exc})") from None
+    except OSError as exc:
+        raise SnapshotFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        f.close()
+        if raw is not None:
+            raw.close()
+    if not data.strip():
+        what = "gzip data holding nothing" if compressed else "empty file"
+        raise SnapshotFileError(path, f"{what}, not a ringtrace snapshot")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SnapshotFileError(path, "not a ringtrace snapshot (binary data, not JSON)") from None
+    del data
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise SnapshotFileError(
+                path, f"truncated JSON (the document ends early, at line {exc.lineno})"
+            ) from None
+        if not text.lstrip().startswith(("{", "[")):
+            raise SnapshotFileError(path, "not a ringtrace snapshot (not JSON)") from None
+        raise SnapshotFileError(
+            path, f"corrupt JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise SnapshotFileError(path, "corrupt JSON (nested too deeply)") from None
+
+
+def read(path: str | os.PathLike[str]) -> Snapshot:
+    """Load a snapshot written by :func:`write` or :func:`write_gzip`.
+
+    Returns a :class:`Snapshot` equal to the one written. Raises
+    :class:`SnapshotFileError` (a ``ValueError``) with a one-line message for
+    a file that is missing, empty, truncated, corrupt, not a ringtrace
+    snapshot, or of an unsupported version.
+    """
+    path = Path(os.fspath(path))
+    doc = _load_document(path)
+    if type(doc) is not dict or doc.get("schema") != SCHEMA:
+        hint = ""
+        if type(doc) is dict and "traceEvents" in doc:
+            hint = "; it looks like a Chrome trace (perfetto format), which is for viewers only"
+        raise SnapshotFileError(path, f'not a ringtrace snapshot (no "schema": "{SCHEMA}"){hint}')
+    version = doc.get("version")
+    if version != VERSION or type(version) is not int:
+        raise SnapshotFileError(
+            path,
+            f"ringtrace snapshot version {_describe(version)} is not supported "
+            f"(this reader reads version {VERSION})",
+        )
+    try:
+        if doc.get("event_fields") != EVENT_FIELDS:
+            raise _Invalid(f"event_fields must be {EVENT_FIELDS}")
+        count = _need(doc, "event_count", _INT, "snapshot")
+        rows = _need(doc, "events", (list,), "snapshot")
+        if len(rows) != count:
+            raise SnapshotFileError(path, f"truncated snapshot: {len(rows)} of {count} events")
+        streams = [
+            _read_stream(i, s) for i, s in enumerate(_need(doc, "streams", (list,), "snapshot"))
+        ]
+        snapshot = Snapshot(
+            events=[],
+            streams=streams,
+            clock_offset_ns=_need(doc, "clock_offset_ns", _INT, "snapshot"),
+            taken_at=_need(doc, "taken_at", _INT, "snapshot"),
+            since=_need(doc, "since", _OPT_INT, "snapshot"),
+            pid=_need(doc, "pid", _INT, "snapshot"),
+            metadata=_mapping(_need(doc, "metadata", (dict,), "snapshot"), "metadata"),
+        )
+        snapshot.events = _read_events(rows)
+    except _Invalid as exc:
+        raise SnapshotFileError(path, f"invalid ringtrace snapshot: {exc}") from None
+    except RecursionError:
+        raise SnapshotFileError(
+            path, "invalid ringtrace snapshot: values nested too deeply"
+        ) from None
+    return snapshot
+
+
+FORMATS = [
+    Format(
+        name="json",
+        suffix=".json",
+        write=write,
+        description="our JSON: every event, stream, gap and loss counter; reads back equal",
+        read=read,
+    ),
+    Format(
+        name="json.gz",
+        suffix=".json.gz",
+        write=write_gzip,
+        description="our JSON, gzip-compressed",
+        read=read,
+    ),
+]

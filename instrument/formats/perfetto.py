@@ -1,0 +1,463 @@
+"""Chrome Trace Event Format JSON: a snapshot for Perfetto UI and chrome://tracing.
+
+Format ``perfetto``, suffix ``.perfetto.json``. Open the file in
+https://ui.perfetto.dev (or ``chrome://tracing``): each thread is a lane,
+traced calls and spans are bars, point events are ticks. The file is for
+viewers only; ``Snapshot.load`` reads our ``json`` format, not this one.
+
+What is written (the "JSON Object Format" of the Trace Event Format)::
+
+    {"displayTimeUnit": "ns", "otherData": {...}, "traceEvents": [...]}
+
+Time
+    ``ts`` and ``dur`` are microseconds (floats with three decimals, so
+    nanoseconds are kept) of the **monotonic clock** the snapshot was
+    recorded with, absolute, not relative to the first event: two snapshots
+    of one process line up. ``otherData.clock_offset_ns`` converts to wall
+    clock: ``unix_ns = ts * 1000 + clock_offset_ns``.
+
+Processes and threads
+    One process, ``pid`` = the snapshot's pid (1 if it has none), named by a
+    ``process_name`` metadata event (``ph: "M"``) and labelled with the
+    snapshot's metadata (``process_labels``). Each thread (thread id and
+    name) gets a small ``tid`` (1, 2, ... in stream order), because viewers
+    take 32-bit thread ids and Python's are 64-bit addresses (reused, too,
+    once a thread ends: a new thread with an old id and a new name gets its
+    own lane). ``thread_name`` and ``thread_sort_index`` metadata events name
+    and order the lanes; the real id is in the ``thread_name`` event's
+    ``args.thread_id``.
+
+Events
+    * entry / exit: a duration event pair, ``ph: "B"`` at the entry with the
+      entry fields as ``args``, ``ph: "E"`` at the exit with the exit fields
+      (``duration_ns``, ``exception``...) as ``args`` (viewers merge the two).
+      ``cat`` is the channel. Pairs are matched per thread by name, last in
+      first out, so every ``B`` has its ``E`` on the same lane, in order.
+    * point events: instants, ``ph: "i"``, ``s: "t"`` (thread scope).
+    * Dynamic context (e.g. the asyncio task) goes in ``args.context``.
+
+The edges of the window (a snapshot is a window on the rings)
+    * An exit whose entry is not in the snapshot (older than the rings, in a
+      skipped sub-buffer, or before ``since``): a complete event
+      (``ph: "X"``) ending at the exit and starting ``duration_ns`` before it;
+      if that would overlap an earlier bar on the lane, it starts where that
+      bar ends, the true start kept in ``args.entry_ts_us``.
+      ``args.ringtrace`` says what happened.
+    * An entry whose exit is not in the snapshot: ended (``E``) when the
+      snapshot was taken if its thread still ran (``args.ringtrace: "still
+      running when the snapshot was taken"``), else at the thread's last
+      event.
+    * An exit that matches an entry below the innermost open one (its
+      inner exits were lost): the inner ones are ended first, marked.
+
+Loss, made visible
+    Thread-scoped instants with ``cat: "ringtrace"`` on the lane concerned:
+    ``ringtrace: skipped N sub-buffers (M events lost)`` where the snapshot
+    skipped sub-buffers (placed at the first event after the gap),
+    ``ringtrace: dropped N events (channel C full)`` (discard mode; at the
+    thread's last event: a full ring refuses what comes after its last
+    record), ``ringtrace: N earlier events overwritten``
+    (overwrite mode, by design; at the stream's first event). When any event
+    was lost, one global instant ``ringtrace: N events lost`` also marks the
+    start of the trace. ``otherData`` holds the totals.
+
+The file is written as it is built, in blocks of events, never as one
+string; memory beyond the snapshot is bounded by the block size and the
+deepest call stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..snapshot import Event, Snapshot, StreamInfo
+from ..values import plain_value, safe_repr, truncate
+from . import Format
+from .json_format import BinaryOut
+
+#: Trace events encoded per write.
+CHUNK_EVENTS = 512
+
+CATEGORY = "ringtrace"
+_STATIC_CONTEXT = frozenset(("pid", "thread_id", "thread_name"))
+
+StreamKey = tuple[int, str, str]  # (thread id, thread name, channel)
+
+
+def _fallback(value: object) -> str:
+    """JSON for a value the encoder does not know: its bounded repr."""
+    return safe_repr(value)
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_fallback)
+
+
+def _sanitize(value: Any) -> Any:
+    """``value`` with non-finite floats as strings and keys as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else safe_repr(k): _sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sanitize(v) for v in value]
+    return value
+
+
+def _encode(items: list[dict[str, Any]]) -> str:
+    try:
+        text = _encoder.encode(items)
+    except (ValueError, TypeError):  # NaN, or a key JSON cannot hold
+        text = _encoder.encode(_sanitize(items))
+    return text[1:-1]
+
+
+def _us(ns: int) -> float:
+    return ns / 1000
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _Track:
+    """One lane: a thread (id and name) and its open entries."""
+
+    __slots__ = ("alive", "first_ts", "floor", "last_ts", "stack", "thread_id", "tid")
+
+    def __init__(self, tid: int, thread_id: int):
+        self.tid = tid
+        self.thread_id = thread_id
+        self.stack: list[tuple[str, int, str]] = []  # (name, entry ts, channel)
+        self.floor: int | None = None  # ts of the last bar edge written on this lane
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.alive = False
+
+
+class _Writer:
+    def __init__(self, snapshot: Snapshot, out: BinaryOut):
+        self.snapshot = snapshot
+        self.out = out
+        self.pid = snapshot.pid if 0 < snapshot.pid <= 0xFFFFFFFF else 1
+        self.buf: list[dict[str, Any]] = []
+        self.written = 0
+        self.tracks: dict[tuple[int, str], _Track] = {}
+        # Markers waiting for an event of their stream: gaps (by end position)
+        # and the start of a stream that overwrote older events.
+        self.gaps: dict[StreamKey, list[tuple[int, int, StreamInfo]]] = {}
+        self.starts: dict[StreamKey, StreamInfo] = {}
+
+    # ----------------------------------------------------------- output
+
+    def emit(self, item: dict[str, Any]) -> None:
+        self.buf.append(item)
+        if len(self.buf) >= CHUNK_EVENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            sep = ",\n" if self.written else "\n"
+            self.out.write((sep + _encode(self.buf)).encode("ascii"))
+            self.written += len(self.buf)
+            self.buf.clear()
+
+    def instant(self, track: _Track | None, ts: int, name: str, args: dict[str, Any]) -> None:
+        item: dict[str, Any] = {"ph": "i", "ts": _us(ts), "pid": self.pid, "name": name}
+        if track is None:
+            item["s"] = "g"
+        else:
+            item["s"] = "t"
+            item["tid"] = track.tid
+        item["cat"] = CATEGORY
+        item["args"] = args
+        self.emit(item)
+
+    # ----------------------------------------------------------- lanes
+
+    def track(self, thread_id: int, thread_name: str) -> _Track:
+        key = (thread_id, thread_name)
+        track = self.tracks.get(key)
+        if track is None:
+            track = self.tracks[key] = _Track(len(self.tracks) + 1, thread_id)
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "thread_name",
+                    "pid": self.pid,
+                    "tid": track.tid,
+                    "args": {"name": thread_name, "thread_id": thread_id},
+                }
+            )
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "thread_sort_index",
+                    "pid": self.pid,
+                    "tid": track.tid,
+                    "args": {"sort_index": track.tid},
+                }
+            )
+        return track
+
+    def header(self) -> None:
+        snap = self.snapshot
+        metadata = {str(k): plain_value(v) for k, v in snap.metadata.items()}
+        other = {
+            "ringtrace": "a ringtrace snapshot; ts in microseconds of the monotonic clock",
+            "clock": "monotonic",
+            "clock_offset_ns": snap.clock_offset_ns,
+            "taken_at_ns": snap.taken_at,
+            "since_ns": snap.since,
+            "pid": snap.pid,
+            "events": len(snap.events),
+            "lost": snap.lost,
+            "dropped": snap.dropped,
+            "skipped": snap.skipped,
+            "skipped_subbufs": snap.skipped_subbufs,
+            "overwritten": snap.overwritten,
+            "metadata": metadata,
+        }
+        self.out.write(
+            (
+                '{"displayTimeUnit":"ns",\n"otherData":' + _encode([other]) + ',\n"traceEvents":['
+            ).encode("ascii")
+        )
+        name = f"python (pid {snap.pid})"
+        self.emit({"ph": "M", "name": "process_name", "pid": self.pid, "args": {"name": name}})
+        if metadata:
+            labels = truncate(", ".join(f"{k}={v}" for k, v in metadata.items()), 1024)
+            self.emit(
+                {"ph": "M", "name": "process_labels", "pid": self.pid, "args": {"labels": labels}}
+            )
+        for info in snap.streams:
+            track = self.track(info.thread_id, info.thread_name)
+            track.alive = track.alive or info.alive
+            key = (info.thread_id, info.thread_name, info.channel)
+            if info.gaps:
+                self.gaps.setdefault(key, []).extend(
+                    sorted((start, end, info) for start, end in info.gaps)
+                )
+            if info.overwritten and info.first_position is not None:
+                self.starts[key] = info
+        if snap.lost and snap.events:
+            self.instant(
+                None,
+                snap.events[0].timestamp,
+                f"ringtrace: {_plural(snap.lost, 'event')} lost",
+                {"dropped": snap.dropped, "skipped": snap.skipped},
+            )
+
+    # ----------------------------------------------------------- markers
+
+    def gap_marker(self, track: _Track, ts: int, start: int, end: int, info: StreamInfo) -> None:
+        subbufs = (end - start) // info.subbuf_size if info.subbuf_size else 0
+        lost = max(min(end, info.produced) - start, 0)  # as StreamInfo.skipped counts
+        self.instant(
+            track,
+            ts,
+            f"ringtrace: skipped {_plural(subbufs, 'sub-buffer')} "
+            f"({_plural(lost, 'event')} lost)",
+            {
+                "channel": info.channel,
+                "start_position": start,
+                "end_position": end,
+                "events_lost": lost,
+                "why": "a writer was in these sub-buffers while the snapshot read them",
+            },
+        )
+
+    def start_marker(self, track: _Track, ts: int, info: StreamInfo) -> None:
+        self.instant(
+            track,
+            ts,
+            f"ringtrace: {_plural(info.overwritten, 'earlier event')} overwritten",
+            {
+                "channel": info.channel,
+                "overwritten": info.overwritten,
+                "why": "older than the ring holds (overwrite mode keeps the newest)",
+            },
+        )
+
+    def markers_before(self, ev: Event, track: _Track) -> None:
+        """Markers due before ``ev``: its stream's start, gaps it comes after."""
+        key = (ev.thread_id, ev.thread_name, ev.channel)
+        info = self.starts.pop(key, None)
+        if info is not None:
+            self.start_marker(track, ev.timestamp, info)
+        pending = self.gaps.get(key)
+        while pending and ev.position >= pending[0][1]:
+            start, end, info = pending.pop(0)
+            self.gap_marker(track, ev.timestamp, start, end, info)
+        if pending is not None and not pending:
+            del self.gaps[key]
+
+    # ----------------------------------------------------------- events
+
+    def run(self) -> None:
+        self.header()
+        pid = self.pid
+        emit = self.emit
+        window_start = self.snapshot.events[0].timestamp if self.snapshot.events else 0
+        last_key: tuple[int, str] | None = None
+        track: _Track | None = None
+        last_ctx: dict[str, Any] | None = None
+        extra: dict[str, Any] | None = None
+        for ev in self.snapshot.events:
+            ts, name, kind, thread_id, thread_name, fields, ctx, channel, _ = ev
+            key = (thread_id, thread_name)
+            if key != last_key or track is None:
+                track = self.track(thread_id, thread_name)
+                last_key = key
+            if track.first_ts is None:
+                track.first_ts = ts
+            track.last_ts = ts
+            if self.gaps or self.starts:
+                self.markers_before(ev, track)
+            if ctx is not last_ctx:
+                last_ctx = ctx
+                extra = {k: v for k, v in ctx.items() if k not in _STATIC_CONTEXT} or None
+            args = fields if extra is None else {**fields, "context": extra}
+            if kind == "entry":
+                track.stack.append((name, ts, channel))
+                track.floor = ts
+                emit(
+                    {
+                        "ph": "B",
+                        "ts": _us(ts),
+                        "pid": pid,
+                        "tid": track.tid,
+                        "name": name,
+                        "cat": channel,
+                        "args": args,
+                    }
+                )
+            elif kind == "exit":
+                self.exit(track, ts, name, channel, args)
+            else:
+                emit(
+                    {
+                        "ph": "i",
+                        "s": "t",
+                        "ts": _us(ts),
+                        "pid": pid,
+                        "tid": track.tid,
+                        "name": name,
+                        "cat": channel,
+                        "args": args,
+                    }
+                )
+        self.finish(window_start)
+        self.flush()
+        self.out.write(b"\n]}\n")
+
+    def end(self, track: _Track, ts: int, name: str, channel: str, args: dict[str, Any]) -> None:
+        track.floor = ts
+        self.emit(
+            {
+                "ph": "E",
+                "ts": _us(ts),
+                "pid": self.pid,
+                "tid": track.tid,
+                "name": name,
+                "cat": channel,
+                "args": args,
+            }
+        )
+
+    def exit(self, track: _Track, ts: int, name: str, channel: str, args: dict[str, Any]) -> None:
+        stack = track.stack
+        if stack and stack[-1][0] == name:
+            stack.pop()
+            self.end(track, ts, name, channel, args)
+            return
+        if any(entry[0] == name for entry in stack):
+            while stack[-1][0] != name:  # inner calls whose exits were lost
+                inner, _, inner_channel = stack.pop()
+                note = f"exit not in snapshot; ended with the exit of {name}"
+                self.end(track, ts, inner, inner_channel, {"ringtrace": note})
+            stack.pop()
+            self.end(track, ts, name, channel, args)
+            return
+        # The entry is outside the snapshot: draw the call from its duration.
+        duration = args.get("duration_ns")
+        floor = track.floor
+        extra: dict[str, Any] = {}
+        if type(duration) is int and duration >= 0:
+            start = ts - duration
+            note = "entry not in snapshot; start from duration_ns"
+            if floor is not None and start < floor:
+                extra["entry_ts_us"] = _us(start)
+                start = floor
+                note = "entry not in snapshot; drawn from the previous bar's edge"
+        else:
+            start = floor if floor is not None else min(track.first_ts or ts, ts)
+            note = "entry not in snapshot; start unknown"
+        start = min(start, ts)
+        track.floor = ts
+        self.emit(
+            {
+                "ph": "X",
+                "ts": _us(start),
+                "dur": _us(ts - start),
+                "pid": self.pid,
+                "tid": track.tid,
+                "name": name,
+                "cat": channel,
+                "args": {**args, **extra, "ringtrace": note},
+            }
+        )
+
+    def finish(self, window_start: int) -> None:
+        """Close what is still open, and place the markers that had no event after them."""
+        snap = self.snapshot
+        for track in self.tracks.values():
+            last = track.last_ts if track.last_ts is not None else snap.taken_at
+            if track.alive:
+                when = max(snap.taken_at, last)
+                note = "still running when the snapshot was taken"
+            else:
+                when = last
+                note = "exit not in snapshot (the thread had ended)"
+            while track.stack:
+                name, _, channel = track.stack.pop()
+                self.end(track, when, name, channel, {"ringtrace": note})
+        for (thread_id, thread_name, _), info in self.starts.items():
+            track = self.track(thread_id, thread_name)
+            self.start_marker(track, track.first_ts or window_start, info)
+        for (thread_id, thread_name, _), pending in self.gaps.items():
+            track = self.track(thread_id, thread_name)
+            for start, end, info in pending:
+                when = track.last_ts if track.last_ts is not None else snap.taken_at
+                self.gap_marker(track, when, start, end, info)
+        for info in snap.streams:
+            if info.dropped:
+                track = self.track(info.thread_id, info.thread_name)
+                when = track.last_ts if track.last_ts is not None else snap.taken_at
+                self.instant(
+                    track,
+                    when,
+                    f"ringtrace: dropped {_plural(info.dropped, 'event')} "
+                    f"(channel {info.channel} full)",
+                    {
+                        "channel": info.channel,
+                        "dropped": info.dropped,
+                        "why": "the discard-mode ring was full; newer events were refused",
+                    },
+                )
+
+
+def write(snapshot: Snapshot, out: BinaryOut) -> None:
+    """Write ``snapshot`` to the binary file ``out`` as Chrome Trace Event JSON."""
+    _Writer(snapshot, out).run()
+
+
+FORMATS = [
+    Format(
+        name="perfetto",
+        suffix=".perfetto.json",
+        write=write,
+        description="Chrome Trace Event JSON for Perfetto UI and chrome://tracing",
+    )
+]
