@@ -224,6 +224,7 @@ def test_builtins_register_through_the_same_hooks() -> None:
     [
         ({"name": "two words"}, "format name must be"),
         ({"name": "a,b"}, "format name must be"),
+        ({"name": "a+b"}, "format name must be"),
         ({"name": ""}, "format name must be"),
         ({"suffix": "dir/x"}, "suffix must be a file suffix"),
         ({"write": "not callable"}, "write must be callable"),

@@ -40,7 +40,7 @@ class Format:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise ValueError(
-                "format name must be letters, digits, '_', '-', '.' or '+' "
+                "format name must be letters, digits, '_', '-' or '.' "
                 f"(it is typed on command lines), got {self.name!r}"
             )
         if not isinstance(self.suffix, str) or "/" in self.suffix or os.sep in self.suffix:
@@ -60,7 +60,7 @@ class FormatError(RuntimeError):
     """
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _cache: dict[str, Format] | None = None
 _owners: dict[str, str] = {}  # format name -> the plugin that provides it
 
