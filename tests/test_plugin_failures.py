@@ -1,0 +1,327 @@
+"""The failure -> snapshot flow of the pytest plugin, in inner pytest sessions.
+
+Which outcomes get a snapshot (setup, call and teardown failures, strict
+XPASS; not xfail, skip or a pass), what the terminal section shows, what
+the report carries, where files go and that they are never overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from plugin_helpers import FAST, artifact_files, load, make_app, reports, section
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+OUTCOMES = """
+import pytest
+from app import step, on_thread
+
+
+def test_passes():
+    step(1)
+
+
+def test_call_fails():
+    on_thread("helper-thread", 2)
+    step(3, note="last before the failure")
+    assert step(4) == 5
+
+
+@pytest.fixture
+def broken_setup():
+    step(10)
+    raise RuntimeError("setup broke")
+
+
+def test_setup_fails(broken_setup):
+    pass
+
+
+@pytest.fixture
+def broken_teardown():
+    step(20)
+    yield
+    step(21)
+    raise RuntimeError("teardown broke")
+
+
+def test_teardown_fails(broken_teardown):
+    step(22)
+
+
+@pytest.mark.xfail(strict=True)
+def test_strict_xpass():
+    step(30)
+
+
+@pytest.mark.xfail(strict=False)
+def test_loose_xpass():
+    step(31)
+
+
+@pytest.mark.xfail
+def test_xfails():
+    step(40)
+    assert False
+
+
+def test_skips():
+    step(50)
+    pytest.skip("not today")
+"""
+
+
+@pytest.fixture
+def outcomes(pytester: pytest.Pytester) -> pytest.Pytester:
+    make_app(pytester)
+    pytester.makepyfile(test_outcomes=OUTCOMES)
+    return pytester
+
+
+def _snapshotted(pytester: pytest.Pytester) -> dict[tuple[str, str], dict[str, object]]:
+    return {
+        (r["nodeid"].split("::")[-1], r["when"]): r["ringtrace"]
+        for r in reports(pytester)
+        if r["ringtrace"] is not None
+    }
+
+
+def test_failures_in_each_phase_and_strict_xpass_get_a_snapshot(outcomes: pytest.Pytester):
+    result = outcomes.runpytest("--ringtrace", *FAST)
+    result.assert_outcomes(passed=2, failed=2, errors=2, xfailed=1, xpassed=1, skipped=1)
+    taken = _snapshotted(outcomes)
+    assert sorted(taken) == [
+        ("test_call_fails", "call"),
+        ("test_setup_fails", "setup"),
+        ("test_strict_xpass", "call"),
+        ("test_teardown_fails", "teardown"),
+    ]
+    files = artifact_files(outcomes)
+    assert [f.name for f in files] == [
+        "test_outcomes.py__test_call_fails--call--attempt1.json",
+        "test_outcomes.py__test_setup_fails--setup--attempt1.json",
+        "test_outcomes.py__test_strict_xpass--call--attempt1.json",
+        "test_outcomes.py__test_teardown_fails--teardown--attempt1.json",
+    ]
+    # each file holds its test's window only, from setup to the failure
+    ticks = {
+        f.name.split("--")[0]: [e.fields["n"] for e in load(f).events if e.name == "app.tick"]
+        for f in files
+    }
+    assert ticks == {
+        "test_outcomes.py__test_call_fails": [2, 3, 4],
+        "test_outcomes.py__test_setup_fails": [10],
+        "test_outcomes.py__test_strict_xpass": [30],
+        "test_outcomes.py__test_teardown_fails": [20, 22, 21],
+    }
+    directory = outcomes.path / ".ringtrace"
+    result.stdout.fnmatch_lines(
+        [
+            f"*- ringtrace: 4 snapshots in {directory} -*",
+            f"test_outcomes.py::test_call_fails [[]call]: {directory}/*--call--attempt1.json",
+        ]
+    )
+
+
+def test_xfail_is_snapshotted_only_when_asked(outcomes: pytest.Pytester):
+    outcomes.runpytest("--ringtrace", "--ringtrace-xfail", *FAST, "-k", "xfails or skips")
+    assert list(_snapshotted(outcomes)) == [("test_xfails", "call")]
+    info = _snapshotted(outcomes)[("test_xfails", "call")]
+    assert info["outcome"] == "xfailed"
+
+
+def test_xfail_option_from_ini(outcomes: pytest.Pytester):
+    outcomes.makeini("[pytest]\nringtrace = true\nringtrace_xfail = true\n")
+    outcomes.runpytest(*FAST, "-k", "xfails")
+    assert list(_snapshotted(outcomes)) == [("test_xfails", "call")]
+
+
+def test_passing_tests_write_nothing(outcomes: pytest.Pytester):
+    result = outcomes.runpytest("--ringtrace", *FAST, "-k", "passes or loose or skips")
+    result.assert_outcomes(passed=1, xpassed=1, skipped=1)
+    assert _snapshotted(outcomes) == {}
+    assert artifact_files(outcomes) == []
+    assert "ringtrace call" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["ringtrace: window test, rings 64x4 events per thread, formats json, dir *.ringtrace"]
+    )
+
+
+def test_section_shows_counts_files_and_the_last_events(outcomes: pytest.Pytester):
+    result = outcomes.runpytest("--ringtrace", *FAST, "--ringtrace-tail=4", "-k", "call_fails")
+    text = section(result.stdout.str(), "ringtrace call")
+    lines = text.splitlines()
+    path = artifact_files(outcomes)[0]
+    assert lines[0] == (
+        "9 events from 2 threads, 0 lost events, 0 skipped sub-buffers (window: this test)"
+    )
+    assert lines[1] == f"snapshot: {path}"
+    assert lines[2] == "last 4 of 9 events (time relative to the failure):"
+    events = lines[3:]
+    assert len(events) == 4
+    pattern = re.compile(r"^\s*-\d+\.\d{3} ms  MainThread  (->| \*|<-) (\S+)(  .*)?$")
+    parsed = [pattern.match(line) for line in events]
+    assert all(parsed), events
+    assert [(m.group(1), m.group(2)) for m in parsed if m] == [
+        ("<-", "app.step"),
+        ("->", "app.step"),
+        (" *", "app.tick"),
+        ("<-", "app.step"),
+    ]
+    assert "n=4 note='' password='[redacted]'" in events[2]  # fields, redacted by default
+    times = [float(line.split()[0]) for line in events]
+    assert times == sorted(times) and times[-1] < 0
+
+
+def test_tail_zero_shows_only_the_header(outcomes: pytest.Pytester):
+    result = outcomes.runpytest("--ringtrace", *FAST, "--ringtrace-tail=0", "-k", "call_fails")
+    text = section(result.stdout.str(), "ringtrace call")
+    assert len(text.splitlines()) == 2
+    assert text.startswith("9 events from 2 threads")
+
+
+def test_show_capture_no_hides_the_section(outcomes: pytest.Pytester):
+    hidden = outcomes.runpytest("--ringtrace", *FAST, "-k", "call_fails", "--show-capture=no")
+    hidden.assert_outcomes(failed=1)
+    assert "- ringtrace call -" not in hidden.stdout.str()
+    assert "AssertionError" in hidden.stdout.str()
+
+
+def test_report_attributes_are_plain_data(outcomes: pytest.Pytester):
+    outcomes.runpytest("--ringtrace", *FAST, "-k", "call_fails")
+    (report,) = [r for r in reports(outcomes) if r["ringtrace"]]
+    info = report["ringtrace"]
+    assert report["sections"][-1] == "ringtrace call"
+    assert info == {
+        "phase": "call",
+        "attempt": 1,
+        "worker": None,
+        "outcome": "failed",
+        "window": "test",
+        "paths": {"json": str(artifact_files(outcomes)[0])},
+        "events": 9,
+        "threads": 2,
+        "lost": 0,
+        "dropped": 0,
+        "skipped": 0,
+        "skipped_subbufs": 0,
+        "overwritten": 0,
+    }
+
+
+def test_snapshot_metadata_names_the_test(outcomes: pytest.Pytester):
+    outcomes.runpytest("--ringtrace", *FAST, "-k", "call_fails")
+    snap = load(artifact_files(outcomes)[0])
+    meta = snap.metadata
+    assert {k: meta[k] for k in ("test_id", "phase", "attempt", "worker", "outcome", "window")} == {
+        "test_id": "test_outcomes.py::test_call_fails",
+        "phase": "call",
+        "attempt": 1,
+        "worker": None,
+        "outcome": "failed",
+        "window": "test",
+    }
+    assert meta["exception"].startswith("AssertionError: assert 4 == 5")
+    assert {e.thread_name for e in snap.events} == {"MainThread", "helper-thread"}
+
+
+def test_files_are_never_overwritten(outcomes: pytest.Pytester):
+    for _ in range(2):
+        outcomes.runpytest("--ringtrace", *FAST, "-k", "call_fails")
+    names = [f.name for f in artifact_files(outcomes)]
+    assert names == [
+        "test_outcomes.py__test_call_fails--call--attempt1.json",
+        "test_outcomes.py__test_call_fails--call--attempt1~2.json",
+    ]
+    first, second = (load(f) for f in artifact_files(outcomes))
+    assert first.taken_at < second.taken_at
+
+
+def test_default_formats_are_json_and_the_html_timeline(outcomes: pytest.Pytester):
+    options = [o for o in FAST if not o.startswith("--ringtrace-formats")]
+    outcomes.runpytest("--ringtrace", *options, "-k", "call_fails")
+    names = sorted(f.name for f in artifact_files(outcomes))
+    assert names == [
+        "test_outcomes.py__test_call_fails--call--attempt1.html",
+        "test_outcomes.py__test_call_fails--call--attempt1.json",
+    ]
+    html = (outcomes.path / ".ringtrace" / names[0]).read_text()
+    assert "<html" in html.lower() and "app.tick" in html
+
+
+def test_other_formats_on_request(outcomes: pytest.Pytester):
+    options = [o for o in FAST if not o.startswith("--ringtrace-formats")]
+    outcomes.runpytest("--ringtrace", *options, "--ringtrace-formats=json.gz,perfetto")
+    names = [f.name for f in artifact_files(outcomes) if "call_fails" in f.name]
+    assert sorted(names) == [
+        "test_outcomes.py__test_call_fails--call--attempt1.json.gz",
+        "test_outcomes.py__test_call_fails--call--attempt1.perfetto.json",
+    ]
+
+
+def test_ringtrace_dir_option(outcomes: pytest.Pytester):
+    outcomes.runpytest("--ringtrace", *FAST, "--ringtrace-dir=out/snaps", "-k", "call_fails")
+    assert len(artifact_files(outcomes, "out/snaps")) == 1
+    assert artifact_files(outcomes) == []
+
+
+def test_session_window_keeps_earlier_tests_events(outcomes: pytest.Pytester):
+    outcomes.runpytest("--ringtrace", *FAST, "--ringtrace-window=session", "-k", "passes or call")
+    (path,) = artifact_files(outcomes)
+    ns = [e.fields.get("n") for e in load(path).events if e.name == "app.tick"]
+    assert ns == [1, 2, 3, 4]  # test_passes ran first; its events are kept
+
+
+def test_without_the_option_nothing_is_recorded(outcomes: pytest.Pytester):
+    result = outcomes.runpytest(*FAST)
+    result.assert_outcomes(passed=2, failed=2, errors=2, xfailed=1, xpassed=1, skipped=1)
+    assert "ringtrace call" not in result.stdout.str()
+    assert "ringtrace: window" not in result.stdout.str()
+    assert artifact_files(outcomes) == []
+
+
+def test_instrument_option_traces_an_undecorated_package(pytester: pytest.Pytester):
+    make_app(pytester)
+    pkg = pytester.mkpydir("plainpkg")
+    (pkg / "calc.py").write_text("def double(x):\n    return 2 * x\n")
+    pytester.makepyfile(
+        test_plain="""
+        from plainpkg.calc import double
+
+        def test_double():
+            assert double(2) == 5
+        """
+    )
+    result = pytester.runpytest("--ringtrace", *FAST, "--ringtrace-instrument", "plainpkg")
+    text = section(result.stdout.str(), "ringtrace call")
+    assert "-> plainpkg.calc.double" in text
+    assert "<- plainpkg.calc.double" in text
+
+
+def test_lost_events_are_counted_in_the_header(pytester: pytest.Pytester):
+    # a discard-mode channel (through our channels hook) drops what does not fit
+    make_app(
+        pytester,
+        conftest="""
+import instrument
+
+def pytest_ringtrace_channels(config):
+    return [instrument.Channel(subbuf_size=4, num_subbuf=2, mode="discard")]
+""",
+    )
+    pytester.makepyfile(
+        test_lost="""
+        from app import step
+
+        def test_many():
+            for n in range(10):
+                step(n)
+            assert False
+        """
+    )
+    result = pytester.runpytest("--ringtrace", *FAST)
+    text = section(result.stdout.str(), "ringtrace call")
+    assert text.splitlines()[0].startswith("8 events from 1 thread, 22 lost events, 0 skipped")
+    assert "note: full discard-mode rings dropped 22 events" in text
