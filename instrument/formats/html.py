@@ -1,0 +1,526 @@
+"""The HTML timeline: one self-contained file to look at a snapshot in a browser.
+
+The page (``timeline.html`` beside this module: markup, style and plain
+JavaScript drawing on a canvas, nothing fetched from the network) shows one
+lane per stream (a thread, or a thread on one channel when there are
+several), spans as bars, point events as ticks, skipped sub-buffers and
+dropped events as marks, and the fields of whatever the pointer is on.
+
+The snapshot is embedded as JSON in a ``<script type="application/json">``
+block, written in chunks so a large snapshot never becomes one string. Every
+``<``, ``>`` and ``&`` in it is written as a ``\\u003c``-style escape, so no
+recorded value can end the block or open markup. The page draws values with
+``textContent`` and canvas text only, never as HTML.
+
+Embedded data (``"format": "ringtrace-timeline"``, ``"version": 1``), as
+written by :func:`write_html`:
+
+* ``snapshot``: ``pid``, ``clock_offset_ns``, ``taken_at``, ``since``,
+  ``base_ns`` (as decimal strings: they may exceed what a JavaScript number
+  holds exactly), ``metadata``, and for the page ``taken_at_rel`` (ns after
+  ``base_ns``) and ``wall_ms``/``wall_sub_ns`` (wall-clock time of
+  ``base_ns`` in milliseconds since the epoch and the nanoseconds beyond).
+  ``base_ns`` is the timestamp of the last event: the page's time axis is
+  relative to it (the failure, when a test failed).
+* ``lanes``: one per stream, every :class:`~instrument.snapshot.StreamInfo`
+  field plus ``events`` (count), ``skipped``, ``skipped_subbufs`` and
+  ``synthetic`` (a lane made up for events whose stream the snapshot does
+  not list, as in a hand-made snapshot).
+* ``events``: ``[t, kind, name, lane, fields, context, position]`` per
+  event in snapshot order; ``t`` is ns relative to ``base_ns``; ``kind``,
+  ``name`` and ``context`` index the ``kinds``, ``names`` and ``contexts``
+  tables.
+* ``spans``: ``[lane, start, end, entry, exit, depth, flags, name]``, sorted
+  by lane, depth and start; ``entry``/``exit`` index ``events`` (-1 when
+  missing); ``flags`` is a sum of :data:`ENTRY_LOST`, :data:`NO_EXIT`,
+  :data:`ERROR` and :data:`START_UNKNOWN`.
+* ``gaps``: ``[lane, start_position, end_position, t_before, t_after,
+  records, subbufs]`` per skipped sub-buffer range; ``t_before``/``t_after``
+  are the times of the events either side (``null`` when there is none).
+* ``summary``: the counts shown in the page header.
+
+Values JSON cannot carry, or a browser would read wrongly, are written as
+strings: ``NaN`` and infinities, integers beyond 2**53, non-string keys;
+other objects as a bounded ``repr``. :func:`read_html` reads a timeline back
+into a :class:`~instrument.snapshot.Snapshot`, equal to the one written but
+for those values.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..snapshot import Event, Snapshot, StreamInfo
+from ..values import safe_repr
+from . import Format
+
+FORMAT_ID = "ringtrace-timeline"
+VERSION = 1
+
+#: Span flags: the entry was not in the snapshot (overwritten or skipped).
+ENTRY_LOST = 1
+#: The snapshot holds no exit: the call was still running, or its exit was lost.
+NO_EXIT = 2
+#: The exit carries an exception.
+ERROR = 4
+#: Entry lost and the exit carries no duration: the span is empty, at the exit.
+START_UNKNOWN = 8
+
+TEMPLATE = "timeline.html"
+_PLACEHOLDER = "@@RINGTRACE_DATA@@"
+_DATA_OPEN = '<script type="application/json" id="ringtrace-data">'
+_CHUNK = 2048
+_MAX_SAFE_INT = 2**53 - 1
+# Digits all made "0": a run of 16 may be an integer a browser cannot hold.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SIXTEEN_DIGITS = b"0" * 16
+_CTX_CACHE_MAX = 4096
+
+
+class TimelineError(ValueError):
+    """A file is not a ringtrace HTML timeline this version can read."""
+
+
+@lru_cache(maxsize=1)
+def _template() -> tuple[bytes, bytes]:
+    text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
+    head, sep, tail = text.partition(_PLACEHOLDER)
+    if not sep or _PLACEHOLDER in tail or _DATA_OPEN not in head:
+        raise RuntimeError(f"{TEMPLATE} must hold {_PLACEHOLDER} once, inside the data block")
+    return head.encode("utf-8"), tail.encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON a browser reads back exactly (see the module docstring)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        return value
+    if kind is int:
+        return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else str(value)
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k if type(k) is str else str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return safe_repr(value)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+def _json(value: Any) -> bytes:
+    """Compact ASCII JSON of ``value``, escaped for an HTML script block.
+
+    The fast path dumps as is; values JSON or a browser cannot carry (see
+    :func:`_plain`) send the whole piece through :func:`_plain` instead.
+    """
+    try:
+        data = _dumps(value)
+    except (TypeError, ValueError):
+        data = _dumps(_plain(value))
+    else:
+        if _SIXTEEN_DIGITS in data.translate(_DIGITS_TO_ZERO):
+            data = _dumps(_plain(value))
+    # Outside strings JSON has no <, > or &: inside them, escapes mean the same.
+    return data.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+class _Table:
+    """Interns strings (event names, kinds) as indexes into a list."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.items: list[str] = []
+
+    def add(self, value: str) -> int:
+        found = self.index.get(value)
+        if found is None:
+            found = self.index[value] = len(self.items)
+            self.items.append(value)
+        return found
+
+
+class _Contexts:
+    """Interns context dicts; most are one dict shared by a stream's events.
+
+    ``by_id`` is only valid while the snapshot keeps every dict alive, that
+    is, during one write.
+    """
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, int] = {}
+        self.by_text: dict[str, int] = {}
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, ctx: dict[str, Any]) -> int:
+        text = json.dumps(_plain(ctx), sort_keys=True)
+        found = self.by_text.get(text)
+        if found is None:
+            found = self.by_text[text] = len(self.items)
+            self.items.append(ctx)
+        if len(self.by_id) < _CTX_CACHE_MAX:
+            self.by_id[id(ctx)] = found
+        return found
+
+
+class _Lanes:
+    """Maps events to lanes: the snapshot's streams, plus made-up ones.
+
+    ``plain`` maps (thread id, thread name, channel) to the lane when only
+    one stream has them; :meth:`lookup` handles the rest.
+    """
+
+    def __init__(self, streams: Sequence[StreamInfo]):
+        self.streams = list(streams)
+        self.synthetic: list[tuple[int, str, str]] = []
+        self.by_key: dict[tuple[int, str, str], list[int]] = {}
+        for i, info in enumerate(self.streams):
+            self.by_key.setdefault((info.thread_id, info.thread_name, info.channel), []).append(i)
+        self.plain = {key: found[0] for key, found in self.by_key.items() if len(found) == 1}
+        self.counts = [0] * len(self.streams)
+
+    def lookup(self, key: tuple[int, str, str], position: int) -> int:
+        found = self.by_key.get(key)
+        if found is None:  # an event of a stream the snapshot does not list
+            lane = len(self.counts)
+            self.by_key[key] = [lane]
+            self.plain[key] = lane
+            self.synthetic.append(key)
+            self.counts.append(0)
+            return lane
+        for i in found:  # a thread id and name reused: tell by position
+            info = self.streams[i]
+            first, last = info.first_position, info.last_position
+            if first is not None and last is not None and first <= position <= last:
+                return i
+        return found[0]
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for i, info in enumerate(self.streams):
+            rows.append(
+                {
+                    "channel": info.channel,
+                    "thread_id": info.thread_id,
+                    "thread_name": info.thread_name,
+                    "alive": info.alive,
+                    "mode": info.mode,
+                    "subbuf_size": info.subbuf_size,
+                    "num_subbuf": info.num_subbuf,
+                    "produced": info.produced,
+                    "first_position": info.first_position,
+                    "last_position": info.last_position,
+                    "gaps": [list(g) for g in info.gaps],
+                    "overwritten": info.overwritten,
+                    "dropped": info.dropped,
+                    "skipped": info.skipped,
+                    "skipped_subbufs": info.skipped_subbufs,
+                    "context": info.context,
+                    "events": self.counts[i],
+                    "synthetic": False,
+                }
+            )
+        for j, (tid, tname, channel) in enumerate(self.synthetic):
+            rows.append(
+                {
+                    "channel": channel,
+                    "thread_id": tid,
+                    "thread_name": tname,
+                    "events": self.counts[len(self.streams) + j],
+                    "synthetic": True,
+                }
+            )
+        return rows
+
+
+# A span as collected: (lane, start, -end, entry index, exit index, flags), so
+# that plain tuple order is by lane, then start, then longest first.
+_Span = tuple[int, int, int, int, int, int]
+# A span laid out: (lane, depth, start, end, entry index, exit index, flags).
+_Laid = tuple[int, int, int, int, int, int, int]
+
+
+class _Spans:
+    """Pairs entries with exits per lane, as events go by, into spans.
+
+    An exit closes the most recent open entry of the same name on its lane
+    (coroutines interleave on one thread, so it need not be the innermost).
+    An exit without an entry (overwritten, or in a skipped sub-buffer) starts
+    ``duration_ns`` before it; an entry without an exit runs to the end.
+    """
+
+    def __init__(self) -> None:
+        self.open: dict[int, list[tuple[str, int, int]]] = {}
+        self.spans: list[Any] = []
+
+    def exit(self, lane: int, name: str, index: int, t: int, fields: dict[str, Any]) -> None:
+        flags = ERROR if "exception" in fields else 0
+        stack = self.open.get(lane)
+        if stack:
+            for j in range(len(stack) - 1, -1, -1):
+                if stack[j][0] == name:
+                    _, entry, start = stack.pop(j)
+                    self.spans.append((lane, start, -t, entry, index, flags))
+                    return
+        duration = fields.get("duration_ns")
+        if type(duration) is int and duration >= 0:
+            start, flags = t - duration, flags | ENTRY_LOST
+        else:  # nothing tells when it started: an empty span at the exit
+            start, flags = t, flags | ENTRY_LOST | START_UNKNOWN
+        self.spans.append((lane, start, -t, -1, index, flags))
+
+    def finish(self, end: int) -> None:
+        for lane, stack in self.open.items():
+            for _, entry, start in stack:
+                self.spans.append((lane, start, -max(end, start), entry, -1, NO_EXIT))
+        self.open.clear()
+
+    def laid_out(self) -> list[_Laid]:
+        """The spans with a depth each, sorted by lane, depth and start.
+
+        Taken by start (longest first on ties), a span goes one deeper than
+        the spans still open when it starts, so nested calls nest, spans that
+        merely overlap (interleaved coroutines) stack up, and spans of one
+        depth never overlap. The list is reused: spans are many.
+        """
+        spans = self.spans
+        spans.sort()
+        lane_now = None
+        stack: list[int] = []  # ends of the spans open at this point
+        for i, (lane, start, neg_end, entry, exit_, flags) in enumerate(spans):
+            if lane != lane_now:
+                lane_now, stack = lane, []
+            while stack and stack[-1] <= start:
+                stack.pop()
+            spans[i] = (lane, len(stack), start, -neg_end, entry, exit_, flags)
+            stack.append(-neg_end)
+        spans.sort()
+        self.spans = []
+        return spans
+
+
+def _gap_rows(
+    lanes: _Lanes, positions: dict[int, tuple[list[int], list[int]]], base: int
+) -> list[list[Any]]:
+    """One row per gap, with the times of the events either side of it."""
+    rows: list[list[Any]] = []
+    for lane, info in enumerate(lanes.streams):
+        if not info.gaps:
+            continue
+        pos, times = positions.get(lane, ([], []))
+        for start, end in info.gaps:
+            i = bisect.bisect_left(pos, start)
+            j = bisect.bisect_left(pos, end)
+            before = times[i - 1] - base if i > 0 else None
+            after = times[j] - base if j < len(pos) else None
+            records = end - start
+            rows.append([lane, start, end, before, after, records, records // info.subbuf_size])
+    return rows
+
+
+def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
+    """The embedded JSON document, in pieces of at most a few thousand events."""
+    events = snapshot.events
+    base = events[-1].timestamp if events else snapshot.taken_at
+    lanes = _Lanes(snapshot.streams)
+    names, kinds, contexts, spans = _Table(), _Table(), _Contexts(), _Spans()
+    gap_lanes = {i for i, info in enumerate(lanes.streams) if info.gaps}
+    positions: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in gap_lanes}
+    # The loop below runs once per event: lookups are inlined, slow paths
+    # are method calls.
+    lane_of, counts, lookup = lanes.plain, lanes.counts, lanes.lookup
+    name_ids, kind_ids, ctx_ids = names.index, kinds.index, contexts.by_id
+    open_spans, span_exit = spans.open, spans.exit
+
+    yield b'{"format":"ringtrace-timeline","version":1,"events":['
+    for begin in range(0, len(events), _CHUNK):
+        rows = []
+        index = begin
+        for t, name, kind, tid, tname, fields, ctx, chan, pos in events[begin : begin + _CHUNK]:
+            lane = lane_of.get((tid, tname, chan))
+            if lane is None:
+                lane = lookup((tid, tname, chan), pos)
+            counts[lane] += 1
+            if kind == "entry":
+                open_spans.setdefault(lane, []).append((name, index, t))
+            elif kind == "exit":
+                span_exit(lane, name, index, t, fields)
+            if gap_lanes and lane in gap_lanes:
+                positions[lane][0].append(pos)
+                positions[lane][1].append(t)
+            name_id = name_ids.get(name)
+            if name_id is None:
+                name_id = names.add(name)
+            kind_id = kind_ids.get(kind)
+            if kind_id is None:
+                kind_id = kinds.add(kind)
+            ctx_id = ctx_ids.get(id(ctx))
+            if ctx_id is None:
+                ctx_id = contexts.add(ctx)
+            rows.append([t - base, kind_id, name_id, lane, fields, ctx_id, pos])
+            index += 1
+        data = _json(rows)[1:-1]
+        yield data if begin == 0 else b"," + data
+
+    spans.finish(max(snapshot.taken_at, base))
+    laid = spans.laid_out()
+    yield b'],"spans":['
+    for begin in range(0, len(laid), _CHUNK * 4):
+        rows = [
+            [
+                lane,
+                start - base,
+                stop - base,
+                entry,
+                exit_,
+                depth,
+                flags,
+                names.add(events[entry if entry >= 0 else exit_].name),
+            ]
+            for lane, depth, start, stop, entry, exit_, flags in laid[begin : begin + _CHUNK * 4]
+        ]
+        data = _json(rows)[1:-1]
+        yield data if begin == 0 else b"," + data
+
+    wall = base + snapshot.clock_offset_ns
+    summary = {
+        "events": len(events),
+        # a thread id reused by a later thread of another name counts again
+        "threads": len({(info.thread_id, info.thread_name) for info in snapshot.streams}),
+        "streams": len(snapshot.streams),
+        "lost": snapshot.lost,
+        "dropped": snapshot.dropped,
+        "skipped": snapshot.skipped,
+        "skipped_subbufs": snapshot.skipped_subbufs,
+        "overwritten": snapshot.overwritten,
+        "spans": len(laid),
+        "open_spans": sum(1 for s in laid if s[6] & NO_EXIT),
+        "entry_lost": sum(1 for s in laid if s[6] & ENTRY_LOST),
+        "errors": sum(1 for s in laid if s[6] & ERROR),
+    }
+    header = {
+        "pid": snapshot.pid,
+        "clock_offset_ns": str(snapshot.clock_offset_ns),
+        "taken_at": str(snapshot.taken_at),
+        "since": None if snapshot.since is None else str(snapshot.since),
+        "base_ns": str(base),
+        "taken_at_rel": snapshot.taken_at - base,
+        "since_rel": None if snapshot.since is None else snapshot.since - base,
+        "wall_ms": wall // 1_000_000,
+        "wall_sub_ns": wall % 1_000_000,
+        "metadata": snapshot.metadata,
+    }
+    yield b'],"gaps":' + _json(_gap_rows(lanes, positions, base))
+    yield b',"names":' + _json(names.items)
+    yield b',"kinds":' + _json(kinds.items)
+    yield b',"contexts":' + _json(contexts.items)
+    yield b',"lanes":' + _json(lanes.rows())
+    yield b',"summary":' + _json(summary)
+    yield b',"snapshot":' + _json(header) + b"}"
+
+
+def write_html(snapshot: Snapshot, out: BinaryIO) -> None:
+    """Write ``snapshot`` as a self-contained HTML timeline to binary ``out``."""
+    head, tail = _template()
+    out.write(head)
+    for piece in _data_chunks(snapshot):
+        out.write(piece)
+    out.write(tail)
+
+
+def read_data(path: Path) -> dict[str, Any]:
+    """The JSON document embedded in the timeline at ``path``."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    start = text.find(_DATA_OPEN)
+    end = text.find("</script>", start) if start >= 0 else -1
+    if end < 0:
+        raise TimelineError(f"{path}: not a ringtrace HTML timeline (no embedded data)")
+    try:
+        data = json.loads(text[start + len(_DATA_OPEN) : end])
+    except ValueError as exc:
+        raise TimelineError(f"{path}: the embedded timeline data is damaged: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_ID:
+        raise TimelineError(f"{path}: not a ringtrace HTML timeline")
+    if data.get("version") != VERSION:
+        raise TimelineError(
+            f"{path}: timeline data version {data.get('version')!r}, this reader knows {VERSION}"
+        )
+    return data
+
+
+def read_html(path: Path) -> Snapshot:
+    """Read a timeline written by :func:`write_html` back into a Snapshot."""
+    data = read_data(path)
+    try:
+        head = data["snapshot"]
+        base = int(head["base_ns"])
+        names, kinds, contexts = data["names"], data["kinds"], data["contexts"]
+        lanes = data["lanes"]
+        events = [
+            Event(
+                base + t,
+                names[name],
+                kinds[kind],
+                lanes[lane]["thread_id"],
+                lanes[lane]["thread_name"],
+                fields,
+                contexts[ctx],
+                lanes[lane]["channel"],
+                position,
+            )
+            for t, kind, name, lane, fields, ctx, position in data["events"]
+        ]
+        streams = [
+            StreamInfo(
+                channel=lane["channel"],
+                thread_id=lane["thread_id"],
+                thread_name=lane["thread_name"],
+                alive=lane["alive"],
+                mode=lane["mode"],
+                subbuf_size=lane["subbuf_size"],
+                num_subbuf=lane["num_subbuf"],
+                produced=lane["produced"],
+                first_position=lane["first_position"],
+                last_position=lane["last_position"],
+                gaps=[(start, end) for start, end in lane["gaps"]],
+                overwritten=lane["overwritten"],
+                dropped=lane["dropped"],
+                context=lane["context"],
+            )
+            for lane in lanes
+            if not lane["synthetic"]
+        ]
+        since = head["since"]
+        return Snapshot(
+            events=events,
+            streams=streams,
+            clock_offset_ns=int(head["clock_offset_ns"]),
+            taken_at=int(head["taken_at"]),
+            since=None if since is None else int(since),
+            pid=head["pid"],
+            metadata=head["metadata"],
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise TimelineError(f"{path}: the embedded timeline data is incomplete: {exc!r}") from None
+
+
+FORMATS = [
+    Format(
+        name="html",
+        suffix=".html",
+        write=write_html,
+        description="self-contained HTML timeline (threads as lanes, spans as bars)",
+        read=read_html,
+    )
+]

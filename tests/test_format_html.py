@@ -1,0 +1,666 @@
+"""The HTML timeline: structure of the written file, the embedded data read
+back, escaping of hostile values, and the page drawn by headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import Event, Recorder, Snapshot, StreamInfo
+from instrument.formats import get_format, write_snapshot
+from instrument.formats import html as timeline
+
+DATA_BLOCK = re.compile(r'<script type="application/json" id="ringtrace-data">(.*?)</script>', re.S)
+HOSTILE = [
+    "</script><script>document.body.setAttribute('data-pwned','script')</script>",
+    "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">",
+    "<!-- <script>",
+    "a & b > c < d",
+    "line\u2028separator\u2029end",
+]
+
+
+# -- snapshots to write -------------------------------------------------------
+
+
+def record_orders(start_recording: Callable[..., Recorder]) -> Snapshot:
+    """A real recording: four threads handling orders, one of which fails."""
+    start_recording()
+
+    @instrument.trace(fields="*")
+    def handle(order_id: int) -> int:
+        instrument.event("cache.lookup", key=f"order:{order_id}", hit=order_id % 3 == 0)
+        with instrument.span("db.query", table="orders"):
+            time.sleep(0.0002)
+        if order_id == 7:
+            raise ValueError(f"order {order_id} out of stock")
+        return order_id
+
+    def worker() -> None:
+        for order_id in range(12):
+            with contextlib.suppress(ValueError):
+                handle(order_id)
+
+    threads = [threading.Thread(target=worker, name=f"worker-{i}") for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    instrument.event("test.failed", reason="assert stock >= 0")
+    snap = instrument.snapshot()
+    instrument.stop()
+    snap.metadata["test_id"] = "tests/test_orders.py::test_concurrent_orders"
+    return snap
+
+
+BASE = 5_000_000_000
+OFFSET = 1_764_000_000_000_000_000
+
+
+def stream(tid: int, name: str, *, first: int | None, last: int | None, **kw: Any) -> StreamInfo:
+    defaults: dict[str, Any] = {
+        "channel": "default",
+        "alive": True,
+        "mode": "overwrite",
+        "subbuf_size": 4,
+        "num_subbuf": 4,
+        "produced": 0 if last is None else last + 1,
+    }
+    defaults.update(kw)
+    return StreamInfo(
+        thread_id=tid,
+        thread_name=name,
+        first_position=first,
+        last_position=last,
+        context={"pid": 42, "thread_id": tid, "thread_name": name},
+        **defaults,
+    )
+
+
+def lossy_snapshot() -> Snapshot:
+    """A hand-made snapshot with every kind of loss the page must show.
+
+    Main thread: a skipped sub-buffer (positions 4-7) that held the entry of
+    ``lost_call``; an exit without entry or duration; an entry never exited;
+    an event with hostile field values. A discard-mode worker that dropped
+    events and whose span raised. An idle thread, and one event of a stream
+    the snapshot does not list.
+    """
+    main = stream(1, "MainThread", first=0, last=11, gaps=[(4, 8)], overwritten=3)
+    worker = stream(2, "worker-1", first=0, last=2, mode="discard", dropped=7, alive=False)
+    idle = stream(3, "idle", first=None, last=None)
+    ctx = {"pid": 42}
+
+    def ev(t: int, name: str, kind: str, info: StreamInfo, pos: int, **fields: Any) -> Event:
+        return Event(
+            BASE + t, name, kind, info.thread_id, info.thread_name, fields, ctx, "default", pos
+        )
+
+    events = [
+        ev(0, "handle", "entry", main, 0, order_id=1),
+        ev(1_000, "job", "entry", worker, 0),
+        ev(2_000, "cache.lookup", "event", main, 1, key="order:1"),
+        ev(3_000, "db.query", "entry", main, 2),
+        ev(9_000, "db.query", "exit", main, 3, duration_ns=6_000),
+        ev(
+            20_000,
+            "job",
+            "exit",
+            worker,
+            1,
+            duration_ns=19_000,
+            exception="KeyError",
+            message="'sku'",
+        ),
+        ev(25_000, "worker.idle", "event", worker, 2),
+        ev(40_000, "lost_call", "exit", main, 8, duration_ns=15_000),
+        ev(41_000, "handle", "exit", main, 9, duration_ns=41_000),
+        ev(42_000, "nodur", "exit", main, 10),
+        ev(43_000, "open_call", "entry", main, 11, value=2**60, ratio=float("nan")),
+        Event(BASE + 44_000, "stray", "event", 99, "unlisted", {}, ctx, "default", 0),
+        ev(50_000, "boom", "event", main, 12, **{f"f{i}": v for i, v in enumerate(HOSTILE)}),
+    ]
+    main.last_position = 12
+    main.produced = 13
+    return Snapshot(
+        events=events,
+        streams=[main, worker, idle],
+        clock_offset_ns=OFFSET,
+        taken_at=BASE + 60_000,
+        pid=42,
+        metadata={"test_id": "tests/test_x.py::test_lossy[</script>]", "worker": "gw1"},
+    )
+
+
+def embedded(path: Path) -> dict[str, Any]:
+    """The data block parsed with nothing but a regex and json."""
+    found = DATA_BLOCK.search(path.read_text(encoding="utf-8"))
+    assert found is not None
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+# -- structure ----------------------------------------------------------------
+
+
+def test_html_is_a_registered_format(tmp_path: Path) -> None:
+    fmt = get_format("html")
+    assert fmt.suffix == ".html"
+    assert fmt.read is timeline.read_html
+    path = write_snapshot(lossy_snapshot(), tmp_path / "snap", "html")
+    assert path == tmp_path / "snap.html"
+    assert path.read_bytes().startswith(b"<!DOCTYPE html>")
+
+
+def test_the_page_is_self_contained(tmp_path: Path) -> None:
+    text = write_snapshot(lossy_snapshot(), tmp_path / "snap", "html").read_text("utf-8")
+    page = DATA_BLOCK.sub("", text)  # recorded values may hold any URL; the page may not
+    assert not re.search(r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"@import|url\(", page)
+    assert not re.search(r"<(?:link|iframe|object|embed|img)\b", page, re.I)
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
+    assert not re.search(r"\b(?:fetch|XMLHttpRequest|WebSocket|EventSource)\b", page)
+    # one data block, one script of our own
+    assert len(re.findall(r"<script\b", text)) == 2
+
+
+def test_the_embedded_json_reads_back_as_the_recorded_events(
+    start_recording: Callable[..., Recorder], tmp_path: Path
+) -> None:
+    snap = record_orders(start_recording)
+    path = write_snapshot(snap, tmp_path / "orders", "html")
+    data = embedded(path)
+    base = int(data["snapshot"]["base_ns"])
+    assert base == snap.events[-1].timestamp
+    lanes = data["lanes"]
+    rebuilt = [
+        Event(
+            base + t,
+            data["names"][name],
+            data["kinds"][kind],
+            lanes[lane]["thread_id"],
+            lanes[lane]["thread_name"],
+            fields,
+            data["contexts"][ctx],
+            lanes[lane]["channel"],
+            pos,
+        )
+        for t, kind, name, lane, fields, ctx, pos in data["events"]
+    ]
+    assert rebuilt == snap.events
+    assert [lane["thread_name"] for lane in lanes] == [s.thread_name for s in snap.streams]
+    assert [lane["events"] for lane in lanes] == [
+        sum(1 for e in snap.events if e.thread_name == s.thread_name) for s in snap.streams
+    ]
+    assert data["summary"]["events"] == len(snap.events)
+    assert data["summary"]["threads"] == 5
+    # and the reader gives back the whole snapshot
+    assert timeline.read_html(path) == snap
+
+
+def test_wall_clock_and_relative_times(tmp_path: Path) -> None:
+    snap = lossy_snapshot()
+    data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
+    head = data["snapshot"]
+    last = snap.events[-1].timestamp
+    assert head["base_ns"] == str(last)
+    assert data["events"][-1][0] == 0
+    assert data["events"][0][0] == snap.events[0].timestamp - last
+    wall = last + OFFSET
+    assert head["wall_ms"] * 1_000_000 + head["wall_sub_ns"] == wall
+    assert head["taken_at_rel"] == snap.taken_at - last
+    assert head["clock_offset_ns"] == str(OFFSET)
+
+
+def test_hostile_values_cannot_leave_the_data_block(tmp_path: Path) -> None:
+    snap = lossy_snapshot()
+    path = write_snapshot(snap, tmp_path / "hostile", "html")
+    raw = path.read_bytes()
+    start = raw.index(b'id="ringtrace-data">') + len(b'id="ringtrace-data">')
+    end = raw.index(b"</script>", start)
+    block = raw[start:end]
+    # the block runs to the end of the data: nothing in it closed it early
+    assert block.startswith(b'{"format":"ringtrace-timeline"')
+    assert block.endswith(b"}")
+    assert not set(block) & set(b"<>&")
+    assert b"\\u003c/script\\u003e" in block
+    assert raw[end:].count(b"</script>") == 2  # the data block's and the page script's
+    data = json.loads(block)
+    boom = next(e for e in data["events"] if data["names"][e[2]] == "boom")
+    assert list(boom[4].values()) == HOSTILE
+    assert data["snapshot"]["metadata"]["test_id"] == "tests/test_x.py::test_lossy[</script>]"
+
+
+def test_values_a_browser_cannot_hold_are_written_as_strings(tmp_path: Path) -> None:
+    snap = lossy_snapshot()
+    snap.metadata["weird"] = {1: (1, 2), "inf": float("-inf"), "obj": object()}
+    path = write_snapshot(snap, tmp_path / "s", "html")
+    block = DATA_BLOCK.search(path.read_text("utf-8"))
+    assert block is not None
+    data = json.loads(block.group(1), parse_constant=pytest.fail)  # strict: no NaN, no Infinity
+    open_call = next(e for e in data["events"] if data["names"][e[2]] == "open_call")
+    assert open_call[4] == {"value": str(2**60), "ratio": "NaN"}
+    weird = data["snapshot"]["metadata"]["weird"]
+    assert weird["1"] == [1, 2]
+    assert weird["inf"] == "-Infinity"
+    assert weird["obj"].startswith("<object object at 0x")
+    back = timeline.read_html(path)
+    assert back.events[-3].fields == {"value": str(2**60), "ratio": "NaN"}
+    assert back.events[:-3] == snap.events[:-3]
+    assert back.streams == snap.streams
+
+
+def spans_by_name(data: dict[str, Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for span in data["spans"]:
+        out.setdefault(data["names"][span[7]], []).append(span)
+    return out
+
+
+def test_entries_and_exits_become_spans_including_the_incomplete_ones(tmp_path: Path) -> None:
+    snap = lossy_snapshot()
+    data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
+    rel = snap.events[-1].timestamp - BASE  # times in the data are relative to the last event
+    spans = spans_by_name(data)
+    index = {(e.name, e.kind): i for i, e in enumerate(snap.events)}
+    # [lane, start, end, entry, exit, depth, flags, name]
+    (handle,) = spans["handle"]
+    assert handle[:7] == [
+        0,
+        -rel,
+        41_000 - rel,
+        index["handle", "entry"],
+        index["handle", "exit"],
+        0,
+        0,
+    ]
+    (query,) = spans["db.query"]
+    assert query[1:3] == [3_000 - rel, 9_000 - rel]
+    assert query[5] == 1  # inside handle
+    (lost,) = spans["lost_call"]  # its entry was in the skipped sub-buffer
+    assert lost[1:5] == [25_000 - rel, 40_000 - rel, -1, index["lost_call", "exit"]]
+    assert lost[6] == timeline.ENTRY_LOST
+    assert lost[5] == 1  # within handle, which started earlier
+    (nodur,) = spans["nodur"]  # no entry, no duration: an empty span at the exit
+    assert nodur[1:3] == [42_000 - rel, 42_000 - rel]
+    assert nodur[6] == timeline.ENTRY_LOST | timeline.START_UNKNOWN
+    (still_open,) = spans["open_call"]  # no exit: runs to the snapshot's end
+    assert still_open[1:5] == [43_000 - rel, 60_000 - rel, index["open_call", "entry"], -1]
+    assert still_open[6] == timeline.NO_EXIT
+    (job,) = spans["job"]
+    assert job[0] == 1
+    assert job[6] == timeline.ERROR
+    summary = data["summary"]
+    assert (summary["spans"], summary["open_spans"], summary["entry_lost"], summary["errors"]) == (
+        6,
+        1,
+        2,
+        1,
+    )
+
+
+def test_spans_of_one_depth_never_overlap(tmp_path: Path) -> None:
+    """Interleaved same-name spans (coroutines on one thread) stack up."""
+    info = stream(1, "MainThread", first=0, last=7)
+    order = [
+        (0, "task", "entry"),
+        (10, "task", "entry"),
+        (20, "step", "entry"),
+        (30, "task", "exit"),  # closes the most recent "task", though "step" is open
+        (40, "step", "exit"),
+        (50, "task", "exit"),
+        (60, "solo", "entry"),
+        (70, "solo", "exit"),
+    ]
+    events = [
+        Event(BASE + t, name, kind, 1, "MainThread", {}, {}, "default", pos)
+        for pos, (t, name, kind) in enumerate(order)
+    ]
+    snap = Snapshot(events=events, streams=[info], clock_offset_ns=0, taken_at=BASE + 70)
+    data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
+    got = sorted((data["names"][s[7]], s[1] + 70, s[2] + 70, s[5]) for s in data["spans"])
+    assert got == [
+        ("solo", 60, 70, 0),
+        ("step", 20, 40, 2),
+        ("task", 0, 50, 0),
+        ("task", 10, 30, 1),
+    ]
+    by_depth: dict[int, list[tuple[int, int]]] = {}
+    for s in data["spans"]:
+        by_depth.setdefault(s[5], []).append((s[1], s[2]))
+    for runs in by_depth.values():
+        assert runs == sorted(runs)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(runs))
+
+
+def test_gaps_drops_and_counts(tmp_path: Path) -> None:
+    snap = lossy_snapshot()
+    data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
+    rel = snap.events[-1].timestamp - BASE
+    # [lane, start_position, end_position, t_before, t_after, records, subbufs]
+    assert data["gaps"] == [[0, 4, 8, 9_000 - rel, 40_000 - rel, 4, 1]]
+    lanes = data["lanes"]
+    assert [lane["thread_name"] for lane in lanes] == ["MainThread", "worker-1", "idle", "unlisted"]
+    assert [lane["synthetic"] for lane in lanes] == [False, False, False, True]
+    assert [lane["events"] for lane in lanes] == [9, 3, 0, 1]
+    assert lanes[1]["dropped"] == 7
+    assert lanes[0]["skipped_subbufs"] == 1
+    summary = data["summary"]
+    assert summary["lost"] == snap.lost == 11
+    assert summary["dropped"] == 7
+    assert summary["skipped"] == 4
+    assert summary["skipped_subbufs"] == 1
+    assert summary["overwritten"] == 3
+    assert summary["threads"] == 3
+
+
+def test_an_empty_snapshot_writes_a_page(tmp_path: Path) -> None:
+    snap = Snapshot(events=[], streams=[], clock_offset_ns=OFFSET, taken_at=BASE)
+    path = write_snapshot(snap, tmp_path / "empty", "html")
+    data = embedded(path)
+    assert data["events"] == [] and data["spans"] == [] and data["lanes"] == []
+    assert timeline.read_html(path) == snap
+
+
+def test_large_snapshots_are_written_in_pieces(tmp_path: Path) -> None:
+    info = stream(1, "MainThread", first=0, last=29_999, subbuf_size=4096, num_subbuf=8)
+    events = [
+        Event(BASE + i * 100, "tick", "event", 1, "MainThread", {"i": i}, {}, "default", i)
+        for i in range(30_000)
+    ]
+    snap = Snapshot(events=events, streams=[info], clock_offset_ns=0, taken_at=BASE + 3_000_000)
+
+    class Recording:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def write(self, data: bytes) -> int:
+            self.sizes.append(len(data))
+            return len(data)
+
+    out = Recording()
+    timeline.write_html(snap, out)  # type: ignore[arg-type]
+    assert sum(out.sizes) > 30_000 * 20
+    assert len(out.sizes) >= 30_000 // timeline._CHUNK
+    assert max(out.sizes) < 300_000  # no piece holds more than a chunk of events
+
+
+def test_reading_something_else_is_a_clear_error(tmp_path: Path) -> None:
+    other = tmp_path / "other.html"
+    other.write_text("<html><body>hello</body></html>")
+    with pytest.raises(timeline.TimelineError, match="not a ringtrace HTML timeline"):
+        timeline.read_html(other)
+    damaged = tmp_path / "damaged.html"
+    text = write_snapshot(lossy_snapshot(), tmp_path / "ok", "html").read_text("utf-8")
+    damaged.write_text(text.replace('"events":[', '"events":[[', 1))
+    with pytest.raises(timeline.TimelineError, match="damaged"):
+        timeline.read_html(damaged)
+    future = tmp_path / "future.html"
+    future.write_text(text.replace('"version":1', '"version":99', 1))
+    with pytest.raises(timeline.TimelineError, match="version 99"):
+        timeline.read_html(future)
+
+
+# -- drawn by headless Chromium -----------------------------------------------
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium binary; missing is a failure in CI and a skip elsewhere."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.path.exists("/usr/bin/chromium"):
+        found = "/usr/bin/chromium"
+    if found is None:
+        if in_ci():
+            pytest.fail("chromium is required in CI: apt-get install -y chromium")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI runs this test")
+    return found
+
+
+def run_chromium(chromium: str, tmp: Path, page: Path, *args: str) -> str:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,800",
+        *args,
+        page.resolve().as_uri(),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def body_attributes(dom: str) -> dict[str, str]:
+    found = re.search(r"<body([^>]*)>", dom)
+    assert found is not None, dom[:500]
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', found.group(1)))
+
+
+def decode_png(data: bytes, max_rows: int | None = None) -> tuple[int, int, list[bytes], int]:
+    """Width, height, unfiltered rows (the first ``max_rows``) and bytes per
+    pixel of an 8-bit RGB or RGBA PNG, decoded with zlib and struct only."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    width = height = depth = colour = interlace = 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            break
+    assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    low7 = int.from_bytes(b"\x7f" * stride, "little")
+    high = int.from_bytes(b"\x80" * stride, "little")
+    rows: list[bytes] = []
+    prev = bytes(stride)
+    for y in range(height if max_rows is None else min(height, max_rows)):
+        start = y * (stride + 1)
+        kind, line = raw[start], raw[start + 1 : start + 1 + stride]
+        if kind == 2:  # "up": bytewise sum with the row above, all bytes at once
+            a, b = int.from_bytes(line, "little"), int.from_bytes(prev, "little")
+            line = (((a & low7) + (b & low7)) ^ ((a ^ b) & high)).to_bytes(stride, "little")
+        elif kind != 0:
+            out = bytearray(line)
+            for i in range(stride):
+                left = out[i - bpp] if i >= bpp else 0
+                up = prev[i]
+                if kind == 1:
+                    out[i] = (out[i] + left) & 0xFF
+                elif kind == 3:
+                    out[i] = (out[i] + ((left + up) >> 1)) & 0xFF
+                else:  # 4: Paeth
+                    upleft = prev[i - bpp] if i >= bpp else 0
+                    p = left + up - upleft
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else upleft)
+                    out[i] = (out[i] + pred) & 0xFF
+            line = bytes(out)
+        rows.append(line)
+        prev = line
+    return width, height, rows, bpp
+
+
+def region_colours(
+    png: bytes, x0: int, y0: int, x1: int, y1: int
+) -> tuple[dict[tuple[int, int, int], int], int]:
+    """Pixel count per colour in a region, and the region's size."""
+    width, height, rows, bpp = decode_png(png, max_rows=y1)
+    counts: dict[tuple[int, int, int], int] = {}
+    for y in range(y0, min(y1, height)):
+        row = rows[y]
+        for x in range(x0, min(x1, width)):
+            i = x * bpp
+            rgb = (row[i], row[i + 1], row[i + 2])
+            counts[rgb] = counts.get(rgb, 0) + 1
+    return counts, (min(x1, width) - x0) * (min(y1, height) - y0)
+
+
+def near(counts: dict[tuple[int, int, int], int], hex_colour: str, tolerance: int = 6) -> int:
+    want = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return sum(
+        n
+        for rgb, n in counts.items()
+        if all(abs(a - b) <= tolerance for a, b in zip(rgb, want, strict=True))
+    )
+
+
+def test_chromium_draws_lanes_bars_and_ticks(
+    chromium: str, start_recording: Callable[..., Recorder], tmp_path: Path
+) -> None:
+    snap = record_orders(start_recording)
+    page = write_snapshot(snap, tmp_path / "orders", "html")
+    shot = tmp_path / "orders.png"
+    run_chromium(chromium, tmp_path, page, f"--screenshot={shot}")
+    png = shot.read_bytes()
+    width, height, _, _ = decode_png(png)
+    assert (width, height) == (1400, 800)
+    # the lanes: right of the 230 px label column, below header, toolbar and axis
+    counts, area = region_colours(png, 240, 230, 1390, 520)
+    background = {(255, 255, 255), (248, 250, 252), (226, 232, 240)}
+    painted = sum(n for rgb, n in counts.items() if rgb not in background)
+    assert painted > area * 0.05, (painted, area)
+    assert len(counts) > 12
+    # the first names recorded get the first palette colours; errors are red
+    assert near(counts, "#93c5fd") > 200  # bars of the first span name
+    assert near(counts, "#f87171") > 10  # the span that raised
+
+    dom = run_chromium(chromium, tmp_path, page, "--dump-dom")
+    attrs = body_attributes(dom)
+    assert attrs["data-rendered"] == "1"
+    assert int(attrs["data-lanes"]) == len(snap.streams) == 5
+    assert int(attrs["data-lanes-drawn"]) == 5
+    assert int(attrs["data-bars-drawn"]) > 20
+    assert int(attrs["data-ticks-drawn"]) > 20
+    labels = re.findall(
+        r'<div class="lane-label" data-lane="\d+"[^>]*><div class="tn"[^>]*>([^<]*)<', dom
+    )
+    assert sorted(labels) == ["MainThread", "worker-0", "worker-1", "worker-2", "worker-3"]
+    assert "tests/test_orders.py::test_concurrent_orders" in dom
+
+
+def with_script(page: Path, script: str) -> Path:
+    """A copy of ``page`` that runs ``script`` once the timeline is drawn,
+    then empties the data block (the DOM dump is then quick to write)."""
+    out = page.with_name("probe-" + page.name)
+    text = page.read_text("utf-8")
+    script += ';document.getElementById("ringtrace-data").textContent = "";'
+    out.write_text(text.replace("</body>", f"<script>{script}</script></body>"), "utf-8")
+    return out
+
+
+def test_chromium_shows_gaps_drops_and_hostile_values_as_text(
+    chromium: str, tmp_path: Path
+) -> None:
+    snap = lossy_snapshot()
+    page = write_snapshot(snap, tmp_path / "lossy", "html")
+    data = embedded(page)
+    boom = next(i for i, e in enumerate(data["events"]) if data["names"][e[2]] == "boom")
+    probe = with_script(
+        page,
+        f"""
+        var p = window.ringtraceTimeline.eventPoint({boom});
+        document.getElementById("main").dispatchEvent(
+          new MouseEvent("mousemove", {{clientX: p.x, clientY: p.y, bubbles: true}}));
+        """,
+    )
+    dom = run_chromium(chromium, tmp_path, probe, "--dump-dom")
+    attrs = body_attributes(dom)
+    assert attrs["data-rendered"] == "1"
+    assert "data-pwned" not in attrs
+    assert attrs["data-lanes"] == "4"
+    assert int(attrs["data-gaps-drawn"]) == 1
+    assert int(attrs["data-drops-drawn"]) == 1
+    assert int(attrs["data-bars-drawn"]) == 6
+    tip = re.search(r'<div id="tip"([^>]*)>(.*?)</div>\s*<noscript>', dom, re.S)
+    assert tip is not None
+    assert "hidden" not in tip.group(1), "the tooltip is shown"
+    shown = tip.group(2)
+    assert "boom" in shown and "MainThread" in shown
+    # hostile values appear as text, escaped by the DOM serializer, never as markup
+    assert "&lt;img src=x onerror=" in shown
+    assert "&lt;/script&gt;&lt;script&gt;" in shown
+    assert "<img" not in shown
+    # header counts
+    assert re.search(r"<b>11</b><span>lost</span>", dom)
+    assert re.search(r"<b>1</b><span>skipped sub-buffers</span>", dom)
+    assert re.search(r"<b>7</b><span>dropped</span>", dom)
+    assert "tests/test_x.py::test_lossy[&lt;/script&gt;]" in dom
+
+
+def test_chromium_aggregates_tens_of_thousands_of_spans(chromium: str, tmp_path: Path) -> None:
+    n = 20_000
+    infos = [stream(t, f"w{t}", first=0, last=2 * n - 1, subbuf_size=4096) for t in (1, 2)]
+    events = []
+    for i in range(n):
+        for tid in (1, 2):
+            t = i * 1_000 + tid * 10
+            events.append(
+                Event(BASE + t, "call", "entry", tid, f"w{tid}", {}, {}, "default", 2 * i)
+            )
+            events.append(
+                Event(
+                    BASE + t + 400,
+                    "call",
+                    "exit",
+                    tid,
+                    f"w{tid}",
+                    {"duration_ns": 400},
+                    {},
+                    "default",
+                    2 * i + 1,
+                )
+            )
+    snap = Snapshot(events=events, streams=infos, clock_offset_ns=OFFSET, taken_at=BASE + n * 1_000)
+    page = write_snapshot(snap, tmp_path / "big", "html")
+    probe = with_script(
+        page,
+        """
+        var body = document.body;
+        body.setAttribute("data-whole-bars", body.getAttribute("data-bars-drawn"));
+        window.ringtraceTimeline.zoomTo(-20000, 0);
+        """,
+    )
+    attrs = body_attributes(run_chromium(chromium, tmp_path, probe, "--dump-dom"))
+    assert attrs["data-rendered"] == "1"
+    # 40,000 spans in view: drawn as at most about one block per two pixels a lane
+    assert 0 < int(attrs["data-whole-bars"]) < 2 * 1400
+    # zoomed to the last 20 microseconds: each span a bar (400 ns every 1000 ns)
+    assert 2 * 19 <= int(attrs["data-bars-drawn"]) <= 2 * 21
