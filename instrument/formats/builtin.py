@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from ..plugins import hookimpl
-from . import Format, ctf
-from . import json_format
-from . import perfetto
+from . import Format, ctf, html, json_format, perfetto
 
 
 @hookimpl
@@ -13,6 +11,7 @@ def ringtrace_formats() -> list[Format]:
     formats: list[Format] = []
     formats.extend(json_format.FORMATS)
     formats.extend(perfetto.FORMATS)
+    formats.extend(html.FORMATS)
     formats.extend(ctf.FORMATS)
     # Each built-in format module defines FORMATS (a list of Format).
     return formats
