@@ -79,8 +79,12 @@ class StreamInfo:
 
     @property
     def skipped(self) -> int:
-        """Records lost in sub-buffers this snapshot skipped."""
-        return sum(end - start for start, end in self.gaps)
+        """Records lost in sub-buffers this snapshot skipped.
+
+        A skipped sub-buffer the writer had only partly filled counts the
+        records produced in it, not its whole size.
+        """
+        return sum(min(end, self.produced) - start for start, end in self.gaps)
 
     @property
     def skipped_subbufs(self) -> int:
