@@ -280,8 +280,11 @@ class _Router:
                 index
             )
             self.by_thread.setdefault((info.channel, info.thread_id), []).append(index)
-        # key -> [index into the candidate list, last position routed]
+        # key -> [stream index, last position routed, index into the candidates]
         self.state: dict[Any, list[int]] = {}
+        #: The same lists, for keys with a single stream: callers may route an
+        #: event themselves when its position does not go backwards.
+        self.fast: dict[Any, list[int]] = {}
 
     def route(self, ev: Event) -> int:
         key = (ev.channel, ev.thread_id, ev.thread_name)
@@ -298,11 +301,16 @@ class _Router:
             raise ValueError(f"event {ev.name!r} at {ev.timestamp} has a bad position {pos!r}")
         state = self.state.get(key)
         if state is None:
-            state = self.state[key] = [self._find(candidates, 0, pos), pos]
-        elif pos < state[1] or not self._holds(candidates, state[0], pos):
-            state[0] = self._find(candidates, state[0] + 1, pos)
+            i = self._find(candidates, 0, pos)
+            state = self.state[key] = [candidates[i], pos, i]
+            if len(candidates) == 1:
+                self.fast[key] = state
+        elif pos < state[1] or not self._holds(candidates, state[2], pos):
+            i = self._find(candidates, state[2] + 1, pos)
+            state[0] = candidates[i]
+            state[2] = i
         state[1] = pos
-        return candidates[state[0]]
+        return state[0]
 
     def _holds(self, candidates: list[int], i: int, pos: int) -> bool:
         if len(candidates) == 1:  # nothing to choose from: any position is its own
@@ -328,6 +336,7 @@ class _StreamPlan:
     """What the first pass learned about one stream, and the packets it needs."""
 
     info: StreamInfo
+    size: int = 1
     count: int = 0
     first_ts: int = 0
     last_ts: int = 0
@@ -404,7 +413,7 @@ class _Survey:
             _check_stream(info)
             if info.channel not in self.channels:
                 self.channels[info.channel] = _Channel(len(self.channels), info.channel, info)
-        self.plans = [_StreamPlan(info) for info in snapshot.streams]
+        self.plans = [_StreamPlan(info, info.subbuf_size) for info in snapshot.streams]
         self.classes: dict[tuple[str, str, str, tuple[str, ...]], _EventClass] = {}
         self._walk(snapshot.events)
         for plan in self.plans:
@@ -418,18 +427,25 @@ class _Survey:
         channels = self.channels
         seen_contexts: dict[str, set[int]] = {name: set() for name in channels}
         context_counts: dict[str, dict[str, int]] = {name: {} for name in channels}
+        fast = router.fast
+        route = router.route
         for ev in events:
-            plan = plans[router.route(ev)]
-            ts = ev.timestamp
+            ts, name, kind, tid, tname, fields, ctx, channel, pos = ev
+            state = fast.get((channel, tid, tname))
+            if state is not None and type(pos) is int and pos >= state[1]:
+                state[1] = pos
+                plan = plans[state[0]]
+            else:
+                plan = plans[route(ev)]
             if type(ts) is not int or not 0 <= ts < _U64_LIMIT:
-                raise ValueError(f"event {ev.name!r} has a bad timestamp {ts!r}")
-            seq = ev.position // plan.info.subbuf_size
+                raise ValueError(f"event {name!r} has a bad timestamp {ts!r}")
+            seq = pos // plan.size
             if plan.count:
                 if ts < plan.last_ts:
                     info = plan.info
                     raise ValueError(
                         f"timestamps of stream {info.channel!r}/{info.thread_id} "
-                        f"({info.thread_name!r}) go backwards at event {ev.name!r} ({ts})"
+                        f"({info.thread_name!r}) go backwards at event {name!r} ({ts})"
                     )
             else:
                 plan.first_ts = ts
@@ -437,15 +453,14 @@ class _Survey:
             plan.last_ts = ts
             plan.last_seq = seq
             plan.count += 1
-            fields = ev.fields
-            key = (ev.channel, ev.name, ev.kind, tuple(fields))
+            key = (channel, name, kind, tuple(fields))
             cls = classes.get(key)
             if cls is None:
                 cls = classes[key] = _EventClass(
                     id=-1,
-                    channel=ev.channel,
-                    name=ev.name,
-                    kind=ev.kind,
+                    channel=channel,
+                    name=name,
+                    kind=kind,
                     keys=key[3],
                     kinds=[value_kind(v) for v in fields.values()],
                 )
@@ -455,18 +470,17 @@ class _Survey:
                     k = value_kind(v)
                     if k != kinds[i]:
                         kinds[i] = unify(kinds[i], k)
-            chan = channels[ev.channel]
+            chan = channels[channel]
             chan.events += 1
-            ctx = ev.context
-            seen = seen_contexts[ev.channel]
+            seen = seen_contexts[channel]
             if id(ctx) in seen:  # shared static context: already surveyed
-                counts = context_counts[ev.channel]
+                counts = context_counts[channel]
                 for k in ctx:
                     counts[k] += 1
                 continue
             if len(seen) < 4096:
                 seen.add(id(ctx))
-            counts = context_counts[ev.channel]
+            counts = context_counts[channel]
             ckinds = chan.context_kinds
             for k, v in ctx.items():
                 vk = value_kind(v)
@@ -675,21 +689,29 @@ def write_ctf(snapshot: Snapshot, directory: str | os.PathLike[str]) -> None:
     writers: list[_StreamWriter | None] = [None] * len(snapshot.streams)
     try:
         router = _Router(snapshot.streams)
+        fast = router.fast
+        route = router.route
         classes = survey.classes
-        streams = snapshot.streams
+        sizes = [info.subbuf_size for info in snapshot.streams]
         for ev in snapshot.events:
-            index = router.route(ev)
+            ts, name, kind, tid, tname, fields, _ctx, channel, pos = ev
+            state = fast.get((channel, tid, tname))
+            if state is not None and type(pos) is int and pos >= state[1]:
+                state[1] = pos
+                index = state[0]
+            else:
+                index = route(ev)
             writer = writers[index]
             if writer is None:
                 writer = writers[index] = _StreamWriter(
                     files,
                     out / names[index],
-                    survey.channels[ev.channel],
+                    survey.channels[channel],
                     survey.plans[index],
                     trace_uuid.bytes,
                 )
-            cls = classes[(ev.channel, ev.name, ev.kind, tuple(ev.fields))]
-            writer.add(ev.position // streams[index].subbuf_size, ev.timestamp, cls.encode(ev))
+            data = classes[(channel, name, kind, tuple(fields))].encode(ev)
+            writer.add(pos // sizes[index], ts, data)
         for index, plan in enumerate(survey.plans):
             writer = writers[index]
             if writer is None and (plan.opening_seq is not None or plan.closing_seq is not None):
