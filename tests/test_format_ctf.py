@@ -401,14 +401,26 @@ def test_babeltrace2_reports_skipped_subbufs_and_lost_records_as_discarded(
     assert (drops[1], drops[2]) == (seconds(last_a), seconds(max(last_a, snap.taken_at)))
 
 
-def test_a_stream_without_events_still_reports_its_losses(babeltrace2: str, tmp_path: Path) -> None:
-    info = StreamInfo("default", 7, "quiet", False, "discard", 4, 4, produced=16,
-                      gaps=[(8, 16)], dropped=5)  # fmt: skip
-    snap = Snapshot(events=[], streams=[info], clock_offset_ns=0, taken_at=1000)
+def test_streams_without_events_still_report_their_losses(babeltrace2: str, tmp_path: Path) -> None:
+    quiet = StreamInfo("default", 7, "quiet", False, "discard", 4, 4, produced=16,
+                       gaps=[(8, 16)], dropped=5)  # fmt: skip
+    # The only sub-buffer, partly filled (2 records) and skipped: no packet
+    # number precedes it, so its records are reported as discarded events.
+    young = StreamInfo("default", 8, "young", True, "overwrite", 4, 4, produced=2,
+                       gaps=[(0, 4)])  # fmt: skip
+    snap = Snapshot(events=[], streams=[quiet, young], clock_offset_ns=0, taken_at=1000)
     result = run_babeltrace(babeltrace2, write_snapshot(snap, tmp_path / "q", "ctf"))
     assert result.stdout == ""
-    assert "discarded 2 packets" in result.stderr
-    assert "discarded 5 events" in result.stderr
+    lines = result.stderr.splitlines()
+    quiet_lines = [line for line in lines if "default_0_quiet" in line]
+    young_lines = [line for line in lines if "default_1_young" in line]
+    assert len(quiet_lines) == 2 and len(young_lines) == 1, result.stderr
+    assert sorted(re.findall(r"discarded \d+ \w+", " ".join(quiet_lines))) == [
+        "discarded 2 packets",
+        "discarded 5 events",
+    ]
+    assert "Tracer discarded 2 events" in young_lines[0]
+    assert young.skipped == 2
 
 
 def test_metadata_parses_with_the_declared_types(babeltrace2: str, tmp_path: Path) -> None:

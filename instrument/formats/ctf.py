@@ -12,25 +12,33 @@ loss reporting shows the snapshot's gaps (see ``design/ctf.md``):
   ignore the sequence number of a stream's first packet (a snapshot starts
   mid-stream), so a gap *before* the first packet gets an empty opening packet
   in front of it, and a gap *after* the last packet an empty closing packet.
-  Only a leading gap that starts at the very first sub-buffer of a stream
-  (there is no sequence number below 0 for an opening packet) is reported in
-  ``events_discarded`` instead.
+  A leading gap that reaches back to position 0 leaves no sequence number
+  free below it: its records (those produced, as ``StreamInfo.skipped``
+  counts them) are reported as discarded events instead, after an opening
+  packet that counts none.
 * **Lost records.** ``events_discarded`` is a running count per stream.
   Records dropped by a full discard-mode ring (``StreamInfo.dropped``)
   happened after the newest record the ring kept, so they are added in an
   empty closing packet spanning from the stream's last event to the time the
-  snapshot was taken: babeltrace2 reports "discarded N events" there.
+  snapshot was taken: babeltrace2 reports "discarded N events" there. A
+  stream's first packet always counts 0: babeltrace2 reports a count in a
+  first packet only as "may have discarded events", without the number.
   Records older than an overwrite-mode ring holds (``overwritten``) are the
   flight recorder working as designed and are not reported as discarded, as
   in an LTTng snapshot; their count, like every loss total, is in the trace
-  environment (``events_overwritten``, ``events_dropped``, ...).
+  environment (``events_overwritten``, ``events_dropped``, ...). A stream
+  with losses but no event in the snapshot still gets its opening and
+  closing packets, so its losses are reported too.
 * **Event classes.** One per (channel, event name, kind, field names in
   order). The class name is the event name for a point event and
-  ``name:entry`` / ``name:exit`` for the two ends of a traced call or span.
+  ``name:entry`` / ``name:exit`` for the two ends of a traced call or span
+  (a point event whose own name ends in ``:entry`` looks the same: the
+  metadata's class list tells them apart).
   Field types come from the recorded values: ``int`` is a signed 64-bit
   integer (unsigned 64-bit if some value needs it), ``float`` a double,
   ``bool`` an 8-bit enumeration with the labels ``False``/``True``, and
-  ``str``, ``None`` or anything else a UTF-8 string (``repr`` of non-strings).
+  ``str``, ``None`` or anything else a UTF-8 string (``repr`` of non-strings;
+  a NUL character, which would end a CTF string, becomes U+FFFD).
   A field has one type across every class of the same event name and kind;
   values of different types (``int`` and ``None``, ``int`` and ``float``) make
   it a string field. Context fields (``Event.context``) are unified the same
@@ -43,7 +51,10 @@ loss reporting shows the snapshot's gaps (see ``design/ctf.md``):
   ``_2``, ``_3``... The original name of every renamed field is in a comment
   beside it in ``metadata``. Event names are TSDL strings: kept as they are.
 * **Threads.** Each packet context carries ``thread_id``, ``thread_name`` and
-  ``channel``, which babeltrace2 prints with every event.
+  ``channel``, which babeltrace2 prints with every event. The trace
+  environment holds ``vpid`` (the process id, printed as ``(pid)`` on every
+  line), the snapshot's loss totals and ``Snapshot.metadata`` (test id,
+  worker...), a key that collides with ours prefixed with ``metadata_``.
 * **Clock.** ``monotonic``, 1 GHz, with ``offset_s``/``offset`` from
   ``Snapshot.clock_offset_ns`` and ``absolute = true`` (the origin is the Unix
   epoch), so readers print wall-clock time; ``babeltrace2 --clock-cycles``
@@ -51,8 +62,8 @@ loss reporting shows the snapshot's gaps (see ``design/ctf.md``):
 
 Every integer is declared with ``align = 8``, so the binary layout is byte
 packed with no padding to get wrong; sizes in the packet context are in bits.
-The binary files are written with :mod:`struct`, one packet in memory at a
-time; the snapshot is walked twice (first to find the event classes and
+The binary files are written with :mod:`struct`, holding at most one packet
+per stream in memory; the snapshot is walked twice (first to find the event classes and
 their field types, then to write).
 """
 
@@ -365,7 +376,11 @@ class _StreamPlan:
                 self.opening_seq = first - n - 1
             else:  # the gaps reach back to position 0: no sequence number is free
                 self.opening_seq = first - 1
-                self.discarded_from_start = sum(e - s for s, e in leading)
+                # as StreamInfo.skipped: only records produced in a partly filled one
+                produced = info.produced
+                self.discarded_from_start = sum(
+                    (min(e, produced) if produced > s else e) - s for s, e in leading
+                )
         if self.count:
             if trailing or info.dropped:
                 self.closing_seq = last + 1 + sum(-(-(e - s) // size) for s, e in trailing)
