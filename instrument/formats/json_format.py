@@ -158,6 +158,7 @@ _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circul
 _encode = _encoder.encode
 
 _columns = [itemgetter(i) for i in range(len(EVENT_FIELDS))]
+_kind, _fields, _context = _columns[2], _columns[5], _columns[6]
 
 
 # --------------------------------------------------------------------------- writing
@@ -228,14 +229,16 @@ def _types(values: Iterable[Any]) -> set[type]:
 def _block_is_plain(block: list[Event]) -> bool:
     """Whether ``block`` encodes as it is: every column of the expected type,
     every field and context value a JSON scalar under a string key. Runs at C
-    speed (column views and ``set(map(type, ...))``), not event by event."""
-    cols = [list(map(get, block)) for get in _columns]
-    for col, wanted in zip(cols, _EVENT_TYPES, strict=True):
-        if _types(col) - {wanted}:
+    speed (``set(map(type, map(column, block)))``), not event by event."""
+    for get, wanted in zip(_columns, _EVENT_TYPES, strict=True):
+        if _types(map(get, block)) != {wanted}:
             return False
-    if not set(cols[2]) <= _KINDS.keys():
+    if not set(map(_kind, block)) <= _KINDS.keys():
         return False
-    for dicts in (cols[5], list({id(d): d for d in cols[6]}.values())):
+    fields = list(map(_fields, block))
+    contexts = list(map(_context, block))
+    contexts = list(dict(zip(map(id, contexts), contexts, strict=True)).values())  # shared
+    for dicts in (fields, contexts):
         if _types(chain.from_iterable(dicts)) - {str}:
             return False
         if not _SCALARS.issuperset(_types(chain.from_iterable(map(dict.values, dicts)))):
