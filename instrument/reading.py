@@ -7,25 +7,37 @@ Neither ever blocks a writer. A snapshot reads each stream with
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Iterator
-from operator import attrgetter
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from .recorder import Recorder
 from .snapshot import Event, Snapshot, StreamInfo
-from .stream import EXIT, Record, Stream, copy_range, read_stream
+from .stream import Record, Stream, copy_range, read_stream
 from .values import Redactor, plain_value
 
 _PLAIN = frozenset((bool, int, float, type(None)))
-_by_time = attrgetter("timestamp")
+#: Field value types kept as they are (``str`` only up to the length limit).
+_SCALARS = frozenset((bool, int, float, type(None), str))
+_by_time = itemgetter(0)  # Event.timestamp
+_new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python call
+# Columns of a record: (position, timestamp, kind, name, fields[, context]).
+_position, _stamp, _kind, _name, _fields, _context = map(itemgetter, range(6))
+_is_dict = dict.__instancecheck__
+_is_int = int.__instancecheck__
+_is_str = str.__instancecheck__
 
 
 class _FieldConverter:
     """Converts recorded fields to plain, redacted dicts, fast when it can.
 
-    Most events carry scalars under the same few field names: those dicts
-    are checked with one C-level pass and copied as they are.
+    Most streams hold scalars under the same few field names: a whole
+    stream is checked with a few C-level passes and its dicts are copied as
+    they are; only a stream that fails the check is converted dict by dict.
     """
 
     def __init__(self, redactor: Redactor, limit: int):
@@ -43,36 +55,79 @@ class _FieldConverter:
             if len(self._clean_keys) < 4096:
                 self._clean_keys[keys] = clean
         if clean and _PLAIN.issuperset(map(type, fields.values())):
-            return dict(fields)
+            ints = filter(_is_int, fields.values())
+            if max(map(int.bit_length, ints), default=0) <= 64:
+                return dict(fields)
         return self.redactor.plain_fields(fields, self.limit)
+
+    def plain_as_stored(self, dicts: list[dict[str, Any]]) -> bool:
+        """Whether converting every one of ``dicts`` would copy it unchanged:
+        no redacted name, only scalars, no string over the limit, no integer
+        over 64 bits (what :func:`plain_value` keeps as it is)."""
+        hides = self.redactor.hides
+        if any(hides(k) for k in set().union(*dicts)):
+            return False
+        values = list(chain.from_iterable(map(dict.values, dicts)))
+        types = set(map(type, values))
+        if not _SCALARS.issuperset(types):
+            return False
+        if str in types and max(map(len, filter(_is_str, values))) > self.limit:
+            return False
+        return not (
+            (int in types or bool in types)
+            and max(map(int.bit_length, filter(_is_int, values))) > 64
+        )
+
+    def column(self, raw: list[Any], stamps: Iterable[int]) -> list[dict[str, Any]]:
+        """The fields of records whose stored fields are ``raw`` and whose
+        timestamps are ``stamps``: an exit stores its entry's timestamp (an
+        int), read as ``duration_ns``; no fields (``None``) reads as ``{}``."""
+        kinds = set(map(type, raw))
+        if dict in kinds:
+            dicts = raw if len(kinds) == 1 else list(filter(_is_dict, raw))
+            if not self.plain_as_stored(dicts):
+                convert = self
+                return [
+                    {"duration_ns": ts - f} if type(f) is int else convert(f)
+                    for f, ts in zip(raw, stamps, strict=False)
+                ]
+            if len(kinds) == 1:
+                return list(map(dict, raw))
+        return [
+            dict(f) if type(f) is dict else {} if f is None else {"duration_ns": ts - f}
+            for f, ts in zip(raw, stamps, strict=False)
+        ]
 
 
 def _events_of(
     stream: Stream, info: StreamInfo, records: list[Record], convert: _FieldConverter
 ) -> list[Event]:
+    if not records:
+        return []
     static = {k: v for k, v in stream.static.items() if k not in ("thread_id", "thread_name")}
     if "pid" not in stream.channel.contexts:
         static.pop("pid", None)
     dynamic = [n for n in stream.channel.contexts if n not in ("thread", "pid")]
-    tid, tname, chan = info.thread_id, info.thread_name, info.channel
-    limit = convert.limit
-    hides = convert.redactor.hides
-    events: list[Event] = []
-    append = events.append
-    for rec in records:
-        pos, ts, kind, name, fields = rec[:5]
-        if kind is EXIT and type(fields) is int:
-            fields = {"duration_ns": ts - fields}
-        else:
-            fields = convert(fields)
-        if len(rec) > 5 and dynamic:
+    # Column by column, in C-level passes: a snapshot converts a million
+    # records, and a Python-level step per record is most of its cost.
+    stamps = list(map(_stamp, records))
+    fields = convert.column(list(map(_fields, records)), stamps)
+    contexts: Iterable[dict[str, Any]]
+    if dynamic and len(records[0]) > 5:
+        limit = convert.limit
+        hides = convert.redactor.hides
+        contexts = []
+        for values in map(_context, records):
             ctx = dict(static)
-            for key, value in zip(dynamic, rec[5], strict=False):
+            for key, value in zip(dynamic, values, strict=False):
                 ctx[key] = "[redacted]" if hides(key) else plain_value(value, limit)
-        else:
-            ctx = static
-        append(Event(ts, name, kind, tid, tname, fields, ctx, chan, pos))
-    return events
+            contexts.append(ctx)
+    else:
+        contexts = repeat(static)
+    tid, tname, chan = repeat(info.thread_id), repeat(info.thread_name), repeat(info.channel)
+    names, kinds, positions = map(_name, records), map(_kind, records), map(_position, records)
+    rows = zip(stamps, names, kinds, tid, tname, fields, contexts, chan, positions, strict=False)
+    return list(map(_new_event, rows))
 
 
 def take_snapshot(recorder: Recorder, since: int | None = None) -> Snapshot:
@@ -83,6 +138,20 @@ def take_snapshot(recorder: Recorder, since: int | None = None) -> Snapshot:
     """
     offset = time.time_ns() - time.monotonic_ns()
     taken_at = time.monotonic_ns()
+    # A snapshot allocates an object or two per event and frees none: the
+    # cyclic collector would run over and over for nothing (most of the time
+    # a large snapshot took). Pause it, as the process's other threads lose
+    # nothing by a short delay of cycle collection.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _take_snapshot(recorder, since, offset, taken_at)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _take_snapshot(recorder: Recorder, since: int | None, offset: int, taken_at: int) -> Snapshot:
     convert = _FieldConverter(recorder.redactor, recorder.max_field_chars)
     infos: list[StreamInfo] = []
     events: list[Event] = []

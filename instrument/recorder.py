@@ -24,6 +24,20 @@ from .stream import Record, Stream
 from .values import DEFAULT_MAX_FIELD_CHARS, DEFAULT_REDACT, Redactor
 
 
+def _fragments(redact: object) -> list[str]:
+    """``start(redact=...)`` as a list of name fragments; one string is one."""
+    items: list[object] = (
+        list(redact) if isinstance(redact, Iterable) and not isinstance(redact, str) else [redact]
+    )
+    fragments = [item for item in items if isinstance(item, str) and item]
+    if len(fragments) != len(items):
+        raise TypeError(
+            f"redact must be True, False, or field-name fragments (non-empty strings), "
+            f"got {redact!r}"
+        )
+    return fragments
+
+
 class _ThreadEnd:
     """Kept in a thread's thread-local data; released when the thread ends."""
 
@@ -116,7 +130,7 @@ class Recorder:
         elif redact is False:
             self.redactor = Redactor(())
         else:
-            self.redactor = Redactor(list(redact))
+            self.redactor = Redactor(_fragments(redact))
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._streams: list[Stream] = []

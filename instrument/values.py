@@ -13,6 +13,7 @@ Names that look like credentials are redacted by default.
 
 from __future__ import annotations
 
+import builtins
 import re
 import reprlib
 from collections.abc import Iterable, Mapping
@@ -46,6 +47,28 @@ class _BoundedRepr(reprlib.Repr):
         self.maxstring = self.maxother = self.maxlong = max(limit, 8)
         self.maxlevel = 4
 
+    def repr_instance(self, x: object, level: int) -> str:
+        # reprlib's own version hides a raising __repr__ behind "<X instance
+        # at 0x...>" and cuts long ones in the middle, unmarked: report the
+        # error, and cut at the end with the count of what was lost.
+        try:
+            text = builtins.repr(x)
+        except Exception as exc:
+            return _repr_error(x, exc)
+        return text if level >= self.maxlevel else truncate(text, self.maxother)
+
+
+def _repr_error(value: object, exc: Exception) -> str:
+    try:
+        name = type(value).__qualname__
+    except Exception:
+        name = "object"
+    try:
+        message = truncate(str(exc), 80)
+    except Exception:
+        message = "<str() raised>"
+    return f"<{name} repr raised {type(exc).__name__}: {message}>"
+
 
 def truncate(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, the cut marked with what was lost."""
@@ -63,11 +86,7 @@ def safe_repr(value: object, limit: int = DEFAULT_MAX_FIELD_CHARS) -> str:
     try:
         text = _BoundedRepr(limit).repr(value)
     except Exception as exc:
-        try:
-            name = type(value).__qualname__
-        except Exception:
-            name = "object"
-        return f"<{name} repr raised {type(exc).__name__}: {truncate(str(exc), 80)}>"
+        return _repr_error(value, exc)
     return truncate(_ADDRESS.sub(" at 0x…", text), limit)
 
 
