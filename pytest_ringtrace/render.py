@@ -119,7 +119,7 @@ def summary(snapshot: Snapshot, *, source: str | None = None, style: Style = PLA
     head = f"snapshot {source}" if source else "snapshot"
     lines.append(style.paint(f"{head}  pid {snapshot.pid}  taken {taken}", _BOLD))
     if snapshot.metadata:
-        lines.append(format_fields(snapshot.metadata))
+        lines.append(" ".join(f"{k}={_metadata_value(v)}" for k, v in snapshot.metadata.items()))
     lost = snapshot.lost
     gaps = sum(len(s.gaps) for s in snapshot.streams)
     loss = (
@@ -134,6 +134,18 @@ def summary(snapshot: Snapshot, *, source: str | None = None, style: Style = PLA
     )
     lines.append(counts + (style.paint(loss, _RED, _BOLD) if lost else loss))
     return lines
+
+
+def _metadata_value(value: Any, limit: int = 120) -> str:
+    """A metadata value in the header: an exception as ``Type: message``,
+    anything else as its text, cut to ``limit`` characters."""
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        message = value.get("message")
+        text = f"{value['type']}: {message}" if message else value["type"]
+        text = repr(" ".join(text.split()))
+    else:
+        text = format_value(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def span_depths(events: Sequence[Event]) -> list[int]:

@@ -10,8 +10,10 @@ snapshot. Used by ``ringtrace stats``.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from instrument.snapshot import Event, Snapshot
@@ -89,44 +91,60 @@ class Stats:
     gaps: int
 
 
-def pair_spans(snapshot: Snapshot) -> list[Span]:
-    """Every span of ``snapshot``, paired per thread, in order of ending."""
+#: A span as found: (duration_ns, exit event or None if open, entry event or None).
+Pair = tuple[int, Event | None, Event | None]
+
+
+def pair_spans(snapshot: Snapshot) -> list[Pair]:
+    """Every span of ``snapshot``, paired per thread: ended ones in order of
+    ending, then the open ones. Plain tuples: a snapshot may hold millions."""
     stacks: dict[int, list[Event]] = {}
-    spans: list[Span] = []
+    pairs: list[Pair] = []
+    append = pairs.append
     for ev in snapshot.events:
-        if ev.kind == "entry":
-            stacks.setdefault(ev.thread_id, []).append(ev)
-        elif ev.kind == "exit":
-            stack = stacks.get(ev.thread_id, [])
+        kind = ev.kind
+        if kind == "entry":
+            stack = stacks.get(ev.thread_id)
+            if stack is None:
+                stack = stacks[ev.thread_id] = []
+            stack.append(ev)
+        elif kind == "exit":
+            stack = stacks.get(ev.thread_id) or []
             entry = None
-            for i in range(len(stack) - 1, -1, -1):
-                if stack[i].name == ev.name:
-                    entry = stack[i]
-                    # entries above it lost their exits (a gap): drop them unpaired
-                    del stack[i:]
-                    break
-            spans.append(_closed(ev, entry))
+            if stack and stack[-1].name == ev.name:
+                entry = stack.pop()
+            else:
+                for i in range(len(stack) - 1, -1, -1):
+                    if stack[i].name == ev.name:
+                        entry = stack[i]
+                        # entries above it lost their exits (a gap): dropped unpaired
+                        del stack[i:]
+                        break
+            duration = ev.fields.get("duration_ns")
+            if type(duration) is not int:
+                duration = ev.timestamp - entry.timestamp if entry is not None else 0
+            append((duration, ev, entry))
     for stack in stacks.values():
         for entry in stack:
-            spans.append(
-                Span(
-                    entry.name,
-                    entry.thread_id,
-                    entry.thread_name,
-                    entry.timestamp,
-                    max(snapshot.taken_at - entry.timestamp, 0),
-                    open=True,
-                    fields=entry.fields,
-                )
-            )
-    return spans
+            append((max(snapshot.taken_at - entry.timestamp, 0), None, entry))
+    return pairs
 
 
-def _closed(exit_: Event, entry: Event | None) -> Span:
+def to_span(pair: Pair) -> Span:
+    """The :class:`Span` of a pair found by :func:`pair_spans`."""
+    duration, exit_, entry = pair
+    if exit_ is None:
+        assert entry is not None
+        return Span(
+            entry.name,
+            entry.thread_id,
+            entry.thread_name,
+            entry.timestamp,
+            duration,
+            open=True,
+            fields=dict(entry.fields),
+        )
     fields = exit_.fields
-    duration = fields.get("duration_ns")
-    if not isinstance(duration, int):
-        duration = exit_.timestamp - entry.timestamp if entry is not None else 0
     error = None
     if fields.get("exception") is not None:
         error = f"{fields['exception']}: {fields.get('message', '')}".rstrip(": ")
@@ -154,28 +172,33 @@ def compute(snapshot: Snapshot, *, top: int = 10) -> Stats:
         ts.skipped_subbufs += info.skipped_subbufs
         ts.overwritten += info.overwritten
         ts.gaps += len(info.gaps)
-    for ev in snapshot.events:
-        ts = threads.setdefault(ev.thread_id, ThreadStats(ev.thread_id, ev.thread_name))
-        if ev.kind == "entry":
-            ts.entries += 1
-        elif ev.kind == "exit":
-            ts.exits += 1
+    names_of = {ev.thread_id: ev.thread_name for ev in snapshot.events}
+    for (tid, kind), n in Counter((ev.thread_id, ev.kind) for ev in snapshot.events).items():
+        ts = threads.setdefault(tid, ThreadStats(tid, names_of[tid]))
+        if kind == "entry":
+            ts.entries += n
+        elif kind == "exit":
+            ts.exits += n
         else:
-            ts.points += 1
+            ts.points += n
 
-    spans = pair_spans(snapshot)
+    pairs = pair_spans(snapshot)
     names: dict[str, NameStats] = {}
     points = Counter(ev.name for ev in snapshot.events if ev.kind not in ("entry", "exit"))
     for name, count in points.items():
         names[name] = NameStats(name, count=count)
-    for span in spans:
-        ns = names.setdefault(span.name, NameStats(span.name))
+    for duration, exit_, entry in pairs:
+        name = exit_.name if exit_ is not None else entry.name  # type: ignore[union-attr]
+        ns = names.get(name)
+        if ns is None:
+            ns = names[name] = NameStats(name)
         ns.count += 1
         ns.spans += 1
-        ns.total_ns += span.duration_ns
-        ns.max_ns = max(ns.max_ns, span.duration_ns)
+        ns.total_ns += duration
+        if duration > ns.max_ns:
+            ns.max_ns = duration
     frequent = sorted(names.values(), key=lambda n: (-n.count, n.name))[:top]
-    slowest = sorted(spans, key=lambda s: -s.duration_ns)[:top]
+    slowest = [to_span(p) for p in heapq.nlargest(top, pairs, key=itemgetter(0))]
     return Stats(
         threads=sorted(threads.values(), key=lambda t: -t.events),
         names=frequent,

@@ -290,6 +290,23 @@ def test_show_bad_time_is_a_usage_error(
     assert one_line_error(err).startswith("ringtrace show: --since: ")
 
 
+def test_show_header_summarises_metadata(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    snap = _handmade()
+    snap.metadata = {
+        "trigger": "exception",
+        "exception": {"type": "ValueError", "message": "bad\ninput", "traceback": "x\n" * 500},
+        "note": "n" * 300,
+    }
+    path = write_snapshot(snap, tmp_path / "meta", "json")
+    lines = run(capsys, "show", str(path))[1].splitlines()
+    meta = lines[1]
+    assert meta.startswith("trigger='exception' exception='ValueError: bad input' note='nnn")
+    assert meta.endswith("…") and len(meta) < 200  # long values are cut, tracebacks left out
+    assert lines[2].startswith("11 events, 2 threads")
+
+
 def test_show_clocks(capsys: pytest.CaptureFixture[str], handmade: Path) -> None:
     mono = run(capsys, "show", str(handmade), "--no-header", "--clock", "monotonic")[1]
     assert [int(line.split()[0]) for line in mono.splitlines()][:3] == [100, 1_000, 1_100]
