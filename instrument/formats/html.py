@@ -21,7 +21,9 @@ written by :func:`write_html`:
   ``base_ns``) and ``wall_ms``/``wall_sub_ns`` (wall-clock time of
   ``base_ns`` in milliseconds since the epoch and the nanoseconds beyond).
   ``base_ns`` is the timestamp of the last event: the page's time axis is
-  relative to it (the failure, when a test failed).
+  relative to it (the failure, when a test failed). ``marks``: ``[key, t]``
+  for metadata ``*_ns`` values that are times on the same clock (the pytest
+  plugin's ``failure_ns``), drawn as lines.
 * ``lanes``: one per stream, every :class:`~instrument.snapshot.StreamInfo`
   field plus ``events`` (count), ``skipped``, ``skipped_subbufs`` and
   ``synthetic`` (a lane made up for events whose stream the snapshot does
@@ -329,6 +331,23 @@ def _gap_rows(
     return rows
 
 
+_MARK_RANGE_NS = 86_400 * 10**9
+
+
+def _marks(metadata: dict[str, Any], base: int) -> list[list[Any]]:
+    """``[key, t]`` for metadata ``*_ns`` values that are times on the
+    snapshot's clock (within a day of its last event), such as the pytest
+    plugin's ``failure_ns``: the page marks them on the time axis."""
+    return [
+        [key, value - base]
+        for key, value in metadata.items()
+        if type(key) is str
+        and key.endswith("_ns")
+        and type(value) is int
+        and abs(value - base) <= _MARK_RANGE_NS
+    ]
+
+
 def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     """The embedded JSON document, in pieces of at most a few thousand events."""
     events = snapshot.events
@@ -420,6 +439,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         "wall_ms": wall // 1_000_000,
         "wall_sub_ns": wall % 1_000_000,
         "metadata": snapshot.metadata,
+        "marks": _marks(snapshot.metadata, base),
     }
     yield b'],"gaps":' + _json(_gap_rows(lanes, positions, base))
     yield b',"names":' + _json(names.items)
