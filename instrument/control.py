@@ -82,6 +82,11 @@ def snapshot(since: int | None = None, *, recorder: Recorder | None = None) -> S
     ``since`` (monotonic ns, as ``time.monotonic_ns()``) keeps only events at
     or after it. ``recorder`` reads a stopped recorder instead of the active one.
     """
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
+        raise TypeError(
+            f"since must be a monotonic timestamp in nanoseconds (an int, as from "
+            f"time.monotonic_ns()), got {type(since).__name__} {since!r}"
+        )
     return take_snapshot(_require(recorder), since)
 
 
