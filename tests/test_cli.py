@@ -307,6 +307,19 @@ def test_show_header_summarises_metadata(
     assert lines[2].startswith("11 events, 2 threads")
 
 
+def test_an_empty_snapshot_is_shown_and_measured(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = Snapshot([], [], clock_offset_ns=0, taken_at=5, pid=1)
+    path = write_snapshot(empty, tmp_path / "empty", "json")
+    code, out, err = run(capsys, "show", str(path))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[2] == "0 of 0 events shown; time: seconds before the last event"
+    code, out, err = run(capsys, "stats", str(path))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "(no spans)"
+
+
 def test_show_clocks(capsys: pytest.CaptureFixture[str], handmade: Path) -> None:
     mono = run(capsys, "show", str(handmade), "--no-header", "--clock", "monotonic")[1]
     assert [int(line.split()[0]) for line in mono.splitlines()][:3] == [100, 1_000, 1_100]
