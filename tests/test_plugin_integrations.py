@@ -1,0 +1,360 @@
+"""The plugin with the plugins CI runs it with: pytest-xdist, pytest-html,
+JUnit XML, pytest-timeout (both methods) and pytest-rerunfailures; and the
+example application's demo run. Runs that need their own process (xdist,
+the timeout methods, the demo) run in a subprocess."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plugin_helpers import FAST, artifact_files, load, make_app, reports, section
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAILURES = """
+import pytest
+from app import step, on_thread
+
+
+def test_call_fails():
+    on_thread("helper", 1)
+    assert step(2) == 3
+
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    step(20)
+    raise RuntimeError("teardown broke")
+
+
+def test_teardown_fails(broken_teardown):
+    step(21)
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_passes(n):
+    step(n)
+"""
+
+
+def _html_tests(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The per-test data pytest-html 4 embeds in its report."""
+    match = re.search(r'data-jsonblob="([^"]*)"', path.read_text())
+    assert match, "no pytest-html data in the report"
+    tests: dict[str, list[dict[str, Any]]] = json.loads(html.unescape(match.group(1)))["tests"]
+    return tests
+
+
+def _testcases(path: Path) -> dict[str, list[ET.Element]]:
+    cases: dict[str, list[ET.Element]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        cases.setdefault(case.get("name", ""), []).append(case)
+    return cases
+
+
+def test_xdist_html_and_junit_together(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_failures=FAILURES)
+    result = pytester.runpytest_subprocess(
+        "--ringtrace",
+        *FAST,
+        "-n",
+        "2",
+        "--html=report/index.html",
+        "--junitxml=junit.xml",
+        "-o",
+        "junit_logging=system-out",
+    )
+    result.assert_outcomes(passed=5, failed=1, errors=1)
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out
+    # sections taken on the workers are shown by the controller
+    call = section(out, "ringtrace call")
+    assert call.startswith("6 events from 2 threads, 0 lost events")
+    assert "helper" in call and "MainThread" in call
+    assert section(out, "ringtrace teardown").startswith("6 events from 1 thread")
+    # report attributes survived the trip to the controller, as plain data
+    seen = {(r["nodeid"].split("::")[-1], r["when"]): r["ringtrace"] for r in reports(pytester)}
+    workers = {
+        seen[k]["worker"]
+        for k in (("test_call_fails", "call"), ("test_teardown_fails", "teardown"))
+    }
+    assert workers <= {"gw0", "gw1"}
+    files = artifact_files(pytester)
+    assert len(files) == 2
+    assert all(re.search(r"--attempt1--gw[01]\.json$", f.name) for f in files)
+    assert {load(f).metadata["worker"] for f in files} == workers
+    # pytest-html: the section text and a link to each file, from the workers
+    tests = _html_tests(pytester.path / "report" / "index.html")
+    (call_report,) = [r for r in tests["test_failures.py::test_call_fails"] if r["extras"]]
+    extras = {e["name"]: e for e in call_report["extras"]}
+    link = extras["ringtrace call (json)"]
+    assert link["format_type"] == "url"
+    assert (pytester.path / "report" / link["content"]).resolve() == files[0].resolve() or (
+        pytester.path / "report" / link["content"]
+    ).resolve() == files[1].resolve()
+    assert extras["ringtrace call"]["format_type"] == "text"
+    # JUnit: a property per file, and an attachment line in system-out
+    cases = _testcases(pytester.path / "junit.xml")
+    for name, phase in (("test_call_fails", "call"), ("test_teardown_fails", "teardown")):
+        path = seen[(name, phase)]["paths"]["json"]
+        props = [
+            (p.get("name"), p.get("value")) for case in cases[name] for p in case.iter("property")
+        ]
+        assert ("ringtrace_json", path) in props
+        system_out = "".join(case.findtext("system-out") or "" for case in cases[name])
+        assert f"[[ATTACHMENT|{path}]]" in system_out
+        assert Path(path).is_absolute() and Path(path).exists()
+    assert not any(p.get("name") for p in cases["test_passes[0]"][0].iter("property"))
+
+
+def test_html_report_embeds_the_timeline(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_failures=FAILURES)
+    options = [o for o in FAST if not o.startswith("--ringtrace-formats")]  # json and html
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", *options, "-k", "call_fails", "--html=out.html", "--self-contained-html"
+    )
+    result.assert_outcomes(failed=1)
+    (call_report,) = [
+        r for r in _html_tests(pytester.path / "out.html")["test_failures.py::test_call_fails"]
+    ]
+    kinds = [(e["name"], e["format_type"]) for e in call_report["extras"]]
+    assert kinds == [
+        ("ringtrace call", "text"),
+        (None, "html"),
+        ("ringtrace call (json)", "url"),
+        ("ringtrace call (html)", "url"),
+    ]
+    frame = call_report["extras"][1]["content"]
+    assert frame.startswith('<iframe title="ringtrace call timeline"')
+    timeline = (pytester.path / call_report["extras"][3]["content"]).read_text()
+    assert html.escape(timeline, quote=True) in frame
+
+
+def test_junit_properties_without_system_out(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_failures=FAILURES)
+    pytester.runpytest("--ringtrace", *FAST, "--junitxml=junit.xml")
+    cases = _testcases(pytester.path / "junit.xml")
+    (prop,) = cases["test_call_fails"][0].iter("property")
+    assert prop.get("name") == "ringtrace_json"
+    assert Path(prop.get("value", "")).exists()
+    assert cases["test_call_fails"][0].find("system-out") is None
+
+
+def test_junit_attachment_when_only_failures_are_logged(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_failures=FAILURES)
+    pytester.runpytest(
+        "--ringtrace",
+        *FAST,
+        "-k",
+        "call_fails",
+        "--junitxml=junit.xml",
+        "-o",
+        "junit_logging=all",
+        "-o",
+        "junit_log_passing_tests=false",
+    )
+    (case,) = _testcases(pytester.path / "junit.xml")["test_call_fails"]
+    (path,) = artifact_files(pytester)
+    assert f"[[ATTACHMENT|{path}]]" in (case.findtext("system-out") or "")
+
+
+HANG = """
+import threading
+import time
+
+import instrument
+
+
+def test_hangs():
+    def spin():
+        for i in range(1000):
+            instrument.event("spin", i=i)
+            time.sleep(0.01)
+
+    threading.Thread(target=spin, name="spinner", daemon=True).start()
+    instrument.event("waiting.forever")
+    time.sleep(60)
+"""
+
+
+def test_timeout_signal_method_attaches_like_any_failure(pytester: pytest.Pytester):
+    pytester.makepyfile(test_hang=HANG)
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", *FAST, "--timeout=1", "--timeout-method=signal"
+    )
+    result.assert_outcomes(failed=1)
+    text = section(result.stdout.str(), "ringtrace call")
+    assert "spinner   * spin  i=" in text
+    (path,) = artifact_files(pytester)
+    snap = load(path)
+    assert snap.metadata["exception"].startswith("Failed: Timeout")
+    assert {e.name for e in snap.events} >= {"spin", "waiting.forever"}
+
+
+def test_timeout_thread_method_leaves_a_file_before_the_process_ends(pytester: pytest.Pytester):
+    pytester.makepyfile(test_hang=HANG)
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", *FAST, "--timeout=1", "--timeout-method=thread"
+    )
+    assert result.ret == 1
+    out = result.stdout.str()
+    assert "Timeout" in out
+    (path,) = artifact_files(pytester)
+    assert path.name == "test_hang.py__test_hangs--timeout--attempt1.json"
+    assert f"snapshot {path}" in out  # printed where pytest-timeout shows captured stderr
+    snap = load(path)
+    assert snap.metadata["phase"] == "timeout"
+    assert snap.metadata["timeout_s"] == 1.0
+    names = [e.name for e in snap.events]
+    assert "waiting.forever" in names
+    # the spinner kept recording up to shortly before the deadline
+    spins = [e for e in snap.events if e.name == "spin"]
+    assert len(spins) > 20
+    assert snap.metadata["failure_ns"] - spins[-1].timestamp < 500_000_000
+
+
+def test_timeout_thread_method_file_removed_when_the_test_ends_in_time(
+    pytester: pytest.Pytester,
+):
+    # The test waits until the snapshot file exists (0.3 s before its 3 s
+    # deadline), then returns: the test did not time out, so the file goes.
+    pytester.makepyfile(
+        test_close="""
+        import pathlib, time
+        import instrument
+
+        def test_just_in_time():
+            instrument.event("slow.start")
+            snaps = pathlib.Path(".ringtrace")
+            while not any(p.suffix == ".json" for p in snaps.glob("*")):
+                time.sleep(0.005)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", *FAST, "--timeout=3", "--timeout-method=thread"
+    )
+    result.assert_outcomes(passed=1)
+    assert artifact_files(pytester) == []
+
+
+FLAKY = """
+import pathlib
+from app import step
+
+
+def test_flaky():
+    counter = pathlib.Path("attempts.txt")
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    step(n)
+    assert n >= {passes_at}
+"""
+
+
+def test_each_failed_rerun_attempt_gets_its_own_snapshot(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_flaky=FLAKY.format(passes_at=3))
+    result = pytester.runpytest("--ringtrace", *FAST, "--reruns=3")
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 2}
+    files = artifact_files(pytester)
+    assert [f.name for f in files] == [
+        "test_flaky.py__test_flaky--call--attempt1.json",
+        "test_flaky.py__test_flaky--call--attempt2.json",
+    ]
+    # each attempt's window holds its own events only
+    assert [[e.fields["n"] for e in load(f).events if e.name == "app.tick"] for f in files] == [
+        [1],
+        [2],
+    ]
+    attempts = [
+        (r["outcome"], r["ringtrace"]["attempt"]) for r in reports(pytester) if r["ringtrace"]
+    ]
+    assert attempts == [("rerun", 1), ("rerun", 2)]
+
+
+def test_rerun_attempts_that_all_fail(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_flaky=FLAKY.format(passes_at=99))
+    result = pytester.runpytest("--ringtrace", *FAST, "--reruns=1")
+    assert result.parseoutcomes() == {"failed": 1, "rerun": 1}
+    assert len(artifact_files(pytester)) == 2
+    # the final failure shows its own section, not the first attempt's again
+    text = result.stdout.str().split("= FAILURES =")[1]
+    assert text.count("- ringtrace call -") == 1
+    assert "n=2" in section(text, "ringtrace call")
+
+
+def test_reruns_under_xdist(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_flaky=FLAKY.format(passes_at=2))
+    result = pytester.runpytest_subprocess("--ringtrace", *FAST, "--reruns=1", "-n", "2")
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
+    (path,) = artifact_files(pytester)
+    assert re.fullmatch(r"test_flaky\.py__test_flaky--call--attempt1--gw[01]\.json", path.name)
+
+
+def test_example_application_demo():
+    """README's first command: the example's race is explained by the snapshot."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--ringtrace",
+            "examples/",
+            "-p",
+            "no:cacheprovider",
+            "--ringtrace-formats=json",
+            "--ringtrace-dir",
+            str(ROOT / ".ringtrace-test-demo"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        assert "1 failed, 5 passed" in out.stdout, out.stdout + out.stderr
+        assert "FAILED examples/test_shop.py::test_last_item_is_sold_once" in out.stdout
+        text = section(out.stdout, "ringtrace call")
+        lines = text.splitlines()
+        # both workers checked the stock level before either committed
+        checked = [line for line in lines if "inventory.checked" in line]
+        committed = [line for line in lines if "inventory.committed" in line]
+        assert len(checked) == 2 and all("level=1" in line for line in checked)
+        assert {line.split()[2] for line in checked} == {"order-worker-1", "order-worker-2"}
+        assert len(committed) == 2 and all("level=0" in line for line in committed)
+        assert lines.index(checked[1]) < lines.index(committed[0])
+        assert sum("order.confirmed" in line for line in lines) == 2
+    finally:
+        import shutil
+
+        shutil.rmtree(ROOT / ".ringtrace-test-demo", ignore_errors=True)
+
+
+def test_default_run_does_not_collect_the_examples():
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        "tests/test_plugin_integrations.py::test_default_run_does_not_collect_the_examples"
+        in out.stdout
+    )
+    assert "examples/" not in out.stdout
