@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import threading
 from collections.abc import Callable, Mapping
 
@@ -35,6 +36,16 @@ def _task_name() -> object:
 _registered: dict[str, Provider] = {}
 _lock = threading.Lock()
 _offered: dict[str, tuple[str, Provider]] | None = None  # from plugins, cached
+
+
+def _new_lock_after_fork() -> None:
+    # A thread that held the lock when another thread forked does not exist
+    # in the child: the child would wait for it forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def _forget_offered() -> None:
@@ -175,8 +186,17 @@ def _guarded(name: str, plugin_name: str, provider: Provider) -> Provider:
 
 
 def evaluate(providers: tuple[tuple[str, Provider], ...]) -> tuple[object, ...]:
-    """The current value of each dynamic context (providers never raise)."""
-    return tuple(provider() for _name, provider in providers)
+    """The current value of each dynamic context (providers never raise).
+
+    Runs for every event of a channel with dynamic context: the usual one
+    or two providers are called without building a generator.
+    """
+    n = len(providers)
+    if n == 1:
+        return (providers[0][1](),)
+    if n == 2:
+        return (providers[0][1](), providers[1][1]())
+    return tuple([provider() for _name, provider in providers])
 
 
 def static_context(thread: threading.Thread, pid: int) -> Mapping[str, object]:

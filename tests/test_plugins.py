@@ -93,6 +93,20 @@ def test_context_from_a_plugin_is_recorded_with_each_event(
     assert by_name["outside"].context["tenant"] is None
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_each_context_of_a_channel_gets_its_own_providers_value(
+    add_plugin: AddPlugin, start_recording: Callable[..., Recorder], count: int
+) -> None:
+    names = [f"ctx{i}" for i in range(count)]
+    add_plugin("many", ringtrace_contexts=lambda: {n: (lambda n=n: f"value of {n}") for n in names})
+    start_recording(Channel(contexts=("thread", *names)))
+    instrument.event("e")
+    (ev,) = instrument.snapshot().events
+    assert {k: v for k, v in ev.context.items() if k.startswith("ctx")} == {
+        n: f"value of {n}" for n in names
+    }
+
+
 def test_a_context_plugin_no_channel_uses_leaves_the_plain_write_path(
     add_plugin: AddPlugin, start_recording: Callable[..., Recorder]
 ) -> None:
