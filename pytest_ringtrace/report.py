@@ -157,12 +157,24 @@ def section_text(
     return "\n".join(lines) + "\n"
 
 
+def threads_with_events(snapshot: Snapshot) -> int:
+    """Threads with at least one event in the snapshot.
+
+    Counted from the streams, not the events (cheap for a full ring): a
+    stream that yielded records has events in the window, since a reader
+    keeps a sub-buffer only if its last record is inside it. Thread ids are
+    reused after a thread ends, so (id, name) pairs are counted.
+    """
+    return len(
+        {(s.thread_id, s.thread_name) for s in snapshot.streams if s.last_position is not None}
+    )
+
+
 def summary(snapshot: Snapshot) -> dict[str, int]:
     """The counts of the header as plain data (for report attributes)."""
     return {
         "events": len(snapshot.events),
-        # a thread id can be reused once its thread has ended: count pairs
-        "threads": len({(ev.thread_id, ev.thread_name) for ev in snapshot.events}),
+        "threads": threads_with_events(snapshot),
         "lost": snapshot.lost,
         "dropped": snapshot.dropped,
         "skipped": snapshot.skipped,
