@@ -133,7 +133,7 @@ def handle(order_id, sku):
 
 
 def fill(events):
-    """Record exactly ``events`` events: traced calls, then point events."""
+    # exactly ``events`` events: traced calls, then point events
     calls, rest = divmod(events, 3)
     for i in range(calls):
         handle(i, "lamp")
