@@ -98,6 +98,8 @@ def consume(
 
 
 def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held it: it is gone
     recorder = hotpath.active()
     if recorder is not None:
         recorder.after_fork()

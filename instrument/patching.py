@@ -31,6 +31,16 @@ _lock = threading.RLock()
 _active: dict[str, Patch] = {}
 
 
+def _new_lock_after_fork() -> None:
+    # A thread that held the lock when another thread forked does not exist
+    # in the child: the child would wait for it forever.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 class _PatchWrapper(TracedFunction):
     """The wrapper :func:`patch` puts in place (``@trace`` makes the base class):
     a copy of it found at another target is undone too."""

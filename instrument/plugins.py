@@ -23,6 +23,7 @@ plugin's ``pytest_ringtrace_*`` hooks are pytest hooks (see its docs).
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -69,6 +70,16 @@ class Hooks:
 _manager: pluggy.PluginManager | None = None
 _lock = threading.RLock()
 _listeners: list[Callable[[], None]] = []
+
+
+def _new_lock_after_fork() -> None:
+    # A thread that held the lock when another thread forked does not exist
+    # in the child: the child would wait for it forever.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def manager() -> pluggy.PluginManager:
