@@ -14,6 +14,9 @@ so one writer's garbage or peak does not count against the next:
 * ``time``: wall-clock seconds of one ``write_snapshot`` call (no tracing);
 * ``tracemalloc``: peak Python allocations during a second call, beyond
   what was allocated before it (the snapshot itself is not counted);
+* ``read s``: for a format that reads back (``json``, ``json.gz``), the
+  time to load the file; the loaded snapshot is compared with the one
+  written and a mismatch is printed;
 * ``rss``: growth of the process's peak resident set (``ru_maxrss``) during
   the timed call, the peak reset first where Linux allows it
   (``/proc/self/clear_refs``), so memory allocated outside Python (zlib,
@@ -46,7 +49,7 @@ from typing import Any
 
 import instrument
 from instrument import Channel, Snapshot
-from instrument.formats import format_names, write_snapshot
+from instrument.formats import format_names, get_format, write_snapshot
 
 BASELINE = "baseline: json.dumps"
 
@@ -125,8 +128,16 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def measure(write: Callable[[Path], Path], workdir: Path, use_tracemalloc: bool) -> dict[str, Any]:
-    """Time, rss growth and tracemalloc peak of ``write``, in this process."""
+def measure(
+    write: Callable[[Path], Path],
+    workdir: Path,
+    use_tracemalloc: bool,
+    read: Callable[[Path], Snapshot] | None = None,
+    snap: Snapshot | None = None,
+) -> dict[str, Any]:
+    """Time, rss growth and tracemalloc peak of ``write``, in this process;
+    with ``read``, also the time to read the file back and whether it equals
+    ``snap``."""
     gc.collect()
     reset = _reset_peak_rss()
     rss_before = _maxrss_bytes()
@@ -135,6 +146,13 @@ def measure(write: Callable[[Path], Path], workdir: Path, use_tracemalloc: bool)
     seconds = time.perf_counter() - start
     rss = _maxrss_bytes() - rss_before
     size = _size(path)
+    read_seconds = equal = None
+    if read is not None:
+        start = time.perf_counter()
+        loaded = read(path)
+        read_seconds = time.perf_counter() - start
+        equal = loaded == snap
+        del loaded
     _remove(path)
     peak = None
     if use_tracemalloc:
@@ -147,7 +165,15 @@ def measure(write: Callable[[Path], Path], workdir: Path, use_tracemalloc: bool)
         finally:
             tracemalloc.stop()
         _remove(path)
-    return {"seconds": seconds, "rss": rss, "rss_reset": reset, "peak": peak, "size": size}
+    return {
+        "seconds": seconds,
+        "rss": rss,
+        "rss_reset": reset,
+        "peak": peak,
+        "size": size,
+        "read_seconds": read_seconds,
+        "equal": equal,
+    }
 
 
 def in_child(job: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -196,12 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="ringtrace-bench-") as tmp:
         workdir = Path(tmp)
-        jobs: list[tuple[str, Callable[[Path], Path]]] = [
-            (BASELINE, lambda base: baseline_write(snap, base))
+        jobs: list[tuple[str, Callable[[Path], Path], Callable[[Path], Snapshot] | None]] = [
+            (BASELINE, lambda base: baseline_write(snap, base), None)
         ]
-        jobs += [(name, lambda base, name=name: write_snapshot(snap, base, name)) for name in names]
-        for label, write in jobs:
-            result = in_child(lambda write=write: measure(write, workdir, not args.no_tracemalloc))
+        jobs += [
+            (name, lambda base, name=name: write_snapshot(snap, base, name), get_format(name).read)
+            for name in names
+        ]
+        for label, write, read in jobs:
+            result = in_child(
+                lambda write=write, read=read: measure(
+                    write, workdir, not args.no_tracemalloc, read, snap
+                )
+            )
             rows.append((label, result))
             print(f"  measured {label}", file=sys.stderr)
 
@@ -209,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'format':<20}{'time s':>9}{'x base':>8}{'ns/event':>10}"
         f"{'tracemalloc MB':>16}{'x base':>8}{'rss MB':>9}{'x base':>8}{'file MB':>10}"
+        f"{'read s':>8}"
     )
     print()
     print(header)
@@ -222,11 +256,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['peak'] / base['peak']:.2f}" if r["peak"] is not None and base.get("peak") else "-"
         )
         rss_ratio = f"{r['rss'] / base['rss']:.2f}" if base.get("rss") else "-"
+        read_s = "-" if r["read_seconds"] is None else f"{r['read_seconds']:.2f}"
         print(
             f"{label:<20}{r['seconds']:>9.2f}{r['seconds'] / base['seconds']:>8.2f}"
             f"{r['seconds'] / n * 1e9:>10,.0f}{_mb(r['peak']):>16}{peak_ratio:>8}"
-            f"{_mb(r['rss']):>9}{rss_ratio:>8}{_mb(r['size']):>10}"
+            f"{_mb(r['rss']):>9}{rss_ratio:>8}{_mb(r['size']):>10}{read_s:>8}"
         )
+        if r["equal"] is False:
+            print(f"{'':<20}!! read back NOT equal to the snapshot written")
     if not base.get("rss_reset"):
         print("(rss: peak not resettable here; growth beyond the earlier peak only)")
     return 0
