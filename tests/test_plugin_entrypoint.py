@@ -119,6 +119,8 @@ print(json.dumps({
     "formats": format_names(),
     "csv_plugin": format_plugin("csv"),
     "module": module.__file__,
+    "registered_again_as": plugins.register(module),  # harmless: already in by its entry point
+    "plugins_after": plugins.plugin_names(),
     "request_ids": {ev.name: ev.context["request_id"] for ev in snap.events},
     "csv": str(write_snapshot(snap, out / "snap", "csv")),
     "json": str(write_snapshot(snap, out / "snap", "json")),
@@ -141,6 +143,8 @@ def test_entry_point_plugin_adds_context_format_and_sink(
     assert "Warning" not in done.stderr
     found = json.loads(done.stdout)
     assert "request_id" in found["plugins"]
+    assert found["registered_again_as"] == "request_id"
+    assert found["plugins_after"] == found["plugins"]
     assert Path(found["module"]).parent == purelib  # the installed copy, not the source
     assert "csv" in found["formats"] and found["csv_plugin"] == "request_id"
     assert found["request_ids"] == {"order.created": "req-42", "idle": None}
