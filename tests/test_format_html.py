@@ -576,13 +576,18 @@ def test_chromium_draws_lanes_bars_and_ticks(
     assert "tests/test_orders.py::test_concurrent_orders" in dom
 
 
-def with_script(page: Path, script: str) -> Path:
-    """A copy of ``page`` that runs ``script`` once the timeline is drawn,
-    then empties the data block (the DOM dump is then quick to write)."""
+def with_script(page: Path, script: str, *, first: str = "") -> Path:
+    """A copy of ``page`` that runs ``first`` before the page's own script and
+    ``script`` once the timeline is drawn, then empties the data block (the
+    DOM dump is then quick to write)."""
     out = page.with_name("probe-" + page.name)
     text = page.read_text("utf-8")
     script += ';document.getElementById("ringtrace-data").textContent = "";'
-    out.write_text(text.replace("</body>", f"<script>{script}</script></body>"), "utf-8")
+    text = text.replace("</body>", f"<script>{script}</script></body>")
+    if first:
+        data = '<script type="application/json"'
+        text = text.replace(data, f"<script>{first}</script>{data}", 1)
+    out.write_text(text, "utf-8")
     return out
 
 
@@ -664,3 +669,38 @@ def test_chromium_aggregates_tens_of_thousands_of_spans(chromium: str, tmp_path:
     assert 0 < int(attrs["data-whole-bars"]) < 2 * 1400
     # zoomed to the last 20 microseconds: each span a bar (400 ns every 1000 ns)
     assert 2 * 19 <= int(attrs["data-bars-drawn"]) <= 2 * 21
+
+
+def test_chromium_draws_edge_cases_without_script_errors(chromium: str, tmp_path: Path) -> None:
+    """An empty snapshot, and calls nested deeper than the lane has rows."""
+    probe = (
+        "window.addEventListener('error', function (e) {"
+        " document.body.setAttribute('data-script-error', e.message); });"
+    )
+    empty = Snapshot(events=[], streams=[], clock_offset_ns=OFFSET, taken_at=BASE)
+    page = with_script(write_snapshot(empty, tmp_path / "empty", "html"), "", first=probe)
+    attrs = body_attributes(run_chromium(chromium, tmp_path, page, "--dump-dom"))
+    assert attrs["data-rendered"] == "1"
+    assert "data-script-error" not in attrs
+    assert (attrs["data-lanes"], attrs["data-bars-drawn"]) == ("0", "0")
+
+    depth = 15
+    info = stream(1, "<b>deep</b>", first=0, last=2 * depth - 1)
+    kinds = ["entry"] * depth + ["exit"] * depth
+    names = [f"level{i}" for i in range(depth)]
+    names += names[::-1]
+    events = [
+        Event(BASE + 1_000 * i, name, kind, 1, "<b>deep</b>", {}, {}, "default", i)
+        for i, (name, kind) in enumerate(zip(names, kinds, strict=True))
+    ]
+    idle = stream(2, "idle", first=None, last=None)
+    snap = Snapshot(events=events, streams=[info, idle], clock_offset_ns=OFFSET, taken_at=BASE)
+    page = write_snapshot(snap, tmp_path / "deep", "html")
+    assert sorted(s[5] for s in embedded(page)["spans"]) == list(range(depth))
+    dom = run_chromium(chromium, tmp_path, with_script(page, "", first=probe), "--dump-dom")
+    attrs = body_attributes(dom)
+    assert attrs["data-rendered"] == "1"
+    assert "data-script-error" not in attrs
+    assert attrs["data-bars-drawn"] == str(depth)
+    assert "&lt;b&gt;deep&lt;/b&gt;" in dom  # a thread name is text too
+    assert "depth 15, deepest rows merged" in dom
