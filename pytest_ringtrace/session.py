@@ -212,9 +212,9 @@ class RingtracePlugin:
             return None
         options = state.options
         window = options.window or self.settings.window
-        snapshot = instrument.snapshot(
-            since=state.since if window == "test" else None, recorder=recorder
-        )
+        since = state.since if window == "test" else None
+        snapshot = instrument.snapshot(since=since, recorder=recorder)
+        pruned = _prune_idle_streams(snapshot) if since is not None else 0
         snapshot.metadata.update(
             {
                 "test_id": item.nodeid,
@@ -224,6 +224,7 @@ class RingtracePlugin:
                 "outcome": outcome,
                 "window": window,
                 "failure_ns": failure_ns,
+                "idle_streams_left_out": pruned,
                 **(extra or {}),
             }
         )
@@ -326,6 +327,20 @@ class RingtracePlugin:
             terminalreporter.write_line(f"{nodeid} [{info.get('phase')}{attempt}]: {where}")
         if count > SUMMARY_LINES:
             terminalreporter.write_line(f"... and {count - SUMMARY_LINES} more")
+
+
+def _prune_idle_streams(snapshot: Snapshot) -> int:
+    """Leave out streams with no event in the test window and no loss.
+
+    They belong to threads idle during the test, mostly threads of earlier
+    tests that have ended; listing them would show empty lanes. A stream
+    with a gap or dropped events stays, so no loss is hidden. Returns how
+    many were left out.
+    """
+    kept = [s for s in snapshot.streams if s.last_position is not None or s.gaps or s.dropped]
+    left_out = len(snapshot.streams) - len(kept)
+    snapshot.streams = kept
+    return left_out
 
 
 def _exception_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str | None:

@@ -325,3 +325,32 @@ def pytest_ringtrace_channels(config):
     text = section(result.stdout.str(), "ringtrace call")
     assert text.splitlines()[0].startswith("8 events from 1 thread, 22 lost events, 0 skipped")
     assert "note: full discard-mode rings dropped 22 events" in text
+
+
+def test_idle_threads_of_earlier_tests_are_left_out_of_the_test_window(
+    pytester: pytest.Pytester,
+):
+    make_app(pytester)
+    pytester.makepyfile(
+        """
+        from app import step, on_thread
+
+        def test_earlier():
+            on_thread("earlier-thread", 1)
+
+        def test_fails():
+            on_thread("current-thread", 2)
+            step(3)
+            assert 0
+        """
+    )
+    pytester.runpytest("--ringtrace", *FAST)
+    snap = load(artifact_files(pytester)[0])
+    assert sorted(s.thread_name for s in snap.streams) == ["MainThread", "current-thread"]
+    assert snap.metadata["idle_streams_left_out"] == 1
+    # with the session window everything the rings hold is kept
+    pytester.runpytest("--ringtrace", *FAST, "--ringtrace-window=session")
+    snap = load(artifact_files(pytester)[1])
+    names = sorted(s.thread_name for s in snap.streams)
+    assert names == ["MainThread", "current-thread", "earlier-thread"]
+    assert snap.metadata["idle_streams_left_out"] == 0
