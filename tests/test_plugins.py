@@ -439,10 +439,15 @@ def test_fails():
 
 
 def run_ringtrace(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run the failing and the passing test with ``--ringtrace`` (in this process,
+    so the plugins registered here are seen; other pytest plugins left out)."""
     pytester.makepyfile(test_subject=FAILING_AND_PASSING)
-    return pytester.runpytest(
-        "-p", "no:cacheprovider", "--ringtrace", "--ringtrace-dir=snapshots", *args
-    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        return pytester.runpytest(
+            "-p", "pytest_ringtrace.plugin", "-p", "no:cacheprovider", "--ringtrace",
+            "--ringtrace-dir=snapshots", *args,
+        )  # fmt: skip
 
 
 def test_plugin_format_and_sink_in_a_pytest_run(
