@@ -13,6 +13,11 @@ from typing import Any
 
 import pytest
 
+# Imported here so that in-process inner sessions find them already loaded:
+# pytester drops modules first imported during an inner run, and importing
+# them again (with assertion rewriting) would cost each run.
+import pytest_ringtrace.session
+import pytest_ringtrace.timeout  # noqa: F401
 from instrument import Snapshot
 
 #: An instrumented module for inner test sessions: a traced function that
@@ -35,10 +40,13 @@ def on_thread(name, n):
     thread.join()
 """
 
-#: Options for fast inner runs: small rings, one format, no cache.
+#: Options for fast inner runs: small rings, one format, no cache, and no
+#: hypothesis plugin (it would import hypothesis afresh in every inner run).
 FAST = (
     "-p",
     "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
     "--ringtrace-subbuf-size=64",
     "--ringtrace-num-subbuf=4",
     "--ringtrace-formats=json",
