@@ -11,8 +11,8 @@ import gc
 import time
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import chain, repeat
-from operator import itemgetter
+from itertools import chain, compress, repeat
+from operator import is_, itemgetter
 from typing import Any
 
 from .recorder import Recorder
@@ -29,15 +29,18 @@ _new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python ca
 _position, _stamp, _kind, _name, _fields, _context = map(itemgetter, range(6))
 _is_dict = dict.__instancecheck__
 _is_int = int.__instancecheck__
-_is_str = str.__instancecheck__
+_is_int_type = frozenset((int, bool)).__contains__
+_INT_BOUND = 1 << 64  # plain_value keeps integers of up to 64 bits
 
 
 class _FieldConverter:
     """Converts recorded fields to plain, redacted dicts, fast when it can.
 
     Most streams hold scalars under the same few field names: a whole
-    stream is checked with a few C-level passes and its dicts are copied as
-    they are; only a stream that fails the check is converted dict by dict.
+    stream is checked with a few C-level passes and its dicts are used as
+    they are, shared with the ring (a snapshot's fields are read-only, see
+    :class:`~instrument.snapshot.Event`; the ring never changes them); only a
+    stream that fails the check is converted dict by dict, into new dicts.
     """
 
     def __init__(self, redactor: Redactor, limit: int):
@@ -64,19 +67,30 @@ class _FieldConverter:
         """Whether converting every one of ``dicts`` would copy it unchanged:
         no redacted name, only scalars, no string over the limit, no integer
         over 64 bits (what :func:`plain_value` keeps as it is)."""
+        keys = set().union(*dicts)
         hides = self.redactor.hides
-        if any(hides(k) for k in set().union(*dicts)):
+        if any(hides(k) for k in keys):
             return False
-        values = list(chain.from_iterable(map(dict.values, dicts)))
-        types = set(map(type, values))
+        if len(keys) <= 8 and set(map(len, dicts)) == {len(keys)}:
+            # Every dict has the same names (the usual case): check by column.
+            return all(self._plain(list(map(itemgetter(k), dicts))) for k in keys)
+        return self._plain(list(chain.from_iterable(map(dict.values, dicts))))
+
+    def _plain(self, values: list[Any]) -> bool:
+        kinds = list(map(type, values))
+        types = set(kinds)
         if not _SCALARS.issuperset(types):
             return False
-        if str in types and max(map(len, filter(_is_str, values))) > self.limit:
-            return False
-        return not (
-            (int in types or bool in types)
-            and max(map(int.bit_length, filter(_is_int, values))) > 64
-        )
+        if str in types:
+            strings = values if len(types) == 1 else compress(values, map(is_, kinds, repeat(str)))
+            if max(map(len, strings)) > self.limit:
+                return False
+        if int in types or bool in types:
+            if types == {int}:
+                return bool(min(values) > -_INT_BOUND and max(values) < _INT_BOUND)
+            ints = compress(values, map(_is_int_type, kinds))
+            return max(map(int.bit_length, ints)) <= 64
+        return True
 
     def column(self, raw: list[Any], stamps: Iterable[int]) -> list[dict[str, Any]]:
         """The fields of records whose stored fields are ``raw`` and whose
@@ -92,9 +106,9 @@ class _FieldConverter:
                     for f, ts in zip(raw, stamps, strict=False)
                 ]
             if len(kinds) == 1:
-                return list(map(dict, raw))
+                return raw
         return [
-            dict(f) if type(f) is dict else {} if f is None else {"duration_ns": ts - f}
+            f if type(f) is dict else {} if f is None else {"duration_ns": ts - f}
             for f, ts in zip(raw, stamps, strict=False)
         ]
 
