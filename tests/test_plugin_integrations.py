@@ -306,7 +306,7 @@ def test_reruns_under_xdist(pytester: pytest.Pytester):
     assert re.fullmatch(r"test_flaky\.py__test_flaky--call--attempt1--gw[01]\.json", path.name)
 
 
-def test_example_application_demo():
+def test_example_application_demo(tmp_path: Path):
     """README's first command: the example's race is explained by the snapshot."""
     out = subprocess.run(
         [
@@ -319,30 +319,26 @@ def test_example_application_demo():
             "no:cacheprovider",
             "--ringtrace-formats=json",
             "--ringtrace-dir",
-            str(ROOT / ".ringtrace-test-demo"),
+            str(tmp_path),
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    try:
-        assert "1 failed, 5 passed" in out.stdout, out.stdout + out.stderr
-        assert "FAILED examples/test_shop.py::test_last_item_is_sold_once" in out.stdout
-        text = section(out.stdout, "ringtrace call")
-        lines = text.splitlines()
-        # both workers checked the stock level before either committed
-        checked = [line for line in lines if "inventory.checked" in line]
-        committed = [line for line in lines if "inventory.committed" in line]
-        assert len(checked) == 2 and all("level=1" in line for line in checked)
-        assert {line.split()[2] for line in checked} == {"order-worker-1", "order-worker-2"}
-        assert len(committed) == 2 and all("level=0" in line for line in committed)
-        assert lines.index(checked[1]) < lines.index(committed[0])
-        assert sum("order.confirmed" in line for line in lines) == 2
-    finally:
-        import shutil
-
-        shutil.rmtree(ROOT / ".ringtrace-test-demo", ignore_errors=True)
+    assert "1 failed, 5 passed" in out.stdout, out.stdout + out.stderr
+    assert "FAILED examples/test_shop.py::test_last_item_is_sold_once" in out.stdout
+    text = section(out.stdout, "ringtrace call")
+    lines = text.splitlines()
+    # both workers checked the stock level before either committed
+    checked = [line for line in lines if "inventory.checked" in line]
+    committed = [line for line in lines if "inventory.committed" in line]
+    assert len(checked) == 2 and all("level=1" in line for line in checked)
+    assert {line.split()[2] for line in checked} == {"order-worker-1", "order-worker-2"}
+    assert len(committed) == 2 and all("level=0" in line for line in committed)
+    assert lines.index(checked[1]) < lines.index(committed[0])
+    assert sum("order.confirmed" in line for line in lines) == 2
+    assert len(list(tmp_path.glob("*.json"))) == 1
 
 
 def test_default_run_does_not_collect_the_examples():
