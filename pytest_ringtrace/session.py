@@ -153,9 +153,12 @@ class RingtracePlugin:
                 "started outside ringtrace and is not ours to restart"
             )
 
-    def _end_attempt(self, state: TestState) -> None:
+    def _end_attempt(self, item: pytest.Item, state: TestState) -> None:
         for handle in reversed(state.patches):
-            handle.unpatch()
+            try:
+                handle.unpatch()
+            except Exception as exc:
+                warn(f"{item.nodeid}: cannot undo the marker's patch {handle!r}: {describe(exc)}")
         state.patches.clear()
         if state.resized and self.recording is not None:
             state.resized = False
@@ -177,7 +180,7 @@ class RingtracePlugin:
             warn(f"{item.nodeid}: snapshot at {report.when} failed: {describe(exc)}")
         if report.when == "teardown":
             try:
-                self._end_attempt(state)
+                self._end_attempt(item, state)
             except Exception as exc:
                 warn(f"{item.nodeid}: cannot undo the test's ringtrace marker: {describe(exc)}")
         return report
