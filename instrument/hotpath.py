@@ -73,8 +73,8 @@ def _route(key: Any) -> Any:
     try:
         routes = local.routes
     except AttributeError:
+        recorder.attach_thread(local)  # first: a handler recording now needs it
         routes = local.routes = {}
-        recorder.attach_thread(local)
     name = key[1] if type(key) is tuple else key
     check_name(name)
     target = recorder.route(key, name, local.end.streams)
@@ -111,12 +111,16 @@ def event(name: str, /, **fields: Any) -> None:
         s = _local.routes[name]
     except (AttributeError, KeyError, TypeError):
         s = _route(check_name(name))  # checked here too: a tuple is a channel key
+    # The clock is read before the position: between reading the position
+    # and publishing the next one there is no call, so no signal handler can
+    # run there and write over this event's slot.
+    ts = monotonic_ns()
     pos = s.pos
     if pos < s.limit:
-        s.slots[pos & s.mask] = (pos, monotonic_ns(), EVENT, name, fields or None)
+        s.slots[pos & s.mask] = (pos, ts, EVENT, name, fields or None)
         s.pos = pos + 1
     else:
-        s.overflow((0, monotonic_ns(), EVENT, name, fields or None))
+        s.overflow((0, ts, EVENT, name, fields or None))
 
 
 def emit(key: Any, kind: str, name: str, fields: Any) -> int:
@@ -195,12 +199,13 @@ def _plain_call_wrapper(key: Any, name: str) -> Any:
         except BaseException as exc:
             emit(key, EXIT, name, exit_error(t0, exc))
             raise
+        t1 = monotonic_ns()  # before the position, as in event()
         pos = s.pos
         if pos < s.limit:
-            slots[pos & s.mask] = (pos, monotonic_ns(), EXIT, name, t0)
+            slots[pos & s.mask] = (pos, t1, EXIT, name, t0)
             s.pos = pos + 1
         else:
-            s.overflow((0, monotonic_ns(), EXIT, name, t0))
+            s.overflow((0, t1, EXIT, name, t0))
         return result
 
     return wrapper

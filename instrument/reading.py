@@ -11,7 +11,7 @@ import gc
 import time
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from operator import is_, itemgetter
 from typing import Any
 
@@ -125,6 +125,12 @@ def _events_of(
     # Column by column, in C-level passes: a snapshot converts a million
     # records, and a Python-level step per record is most of its cost.
     stamps = list(map(_stamp, records))
+    if sorted(stamps) != stamps:  # a C-level pass; almost always in order
+        # A signal handler (or context provider) that recorded between
+        # another event's clock read and its store took the lower position
+        # with the later time: the interrupted event gets that time, so that
+        # a stream's timestamps follow its positions (the formats rely on it).
+        stamps = list(accumulate(stamps, max))
     fields = convert.column(list(map(_fields, records)), stamps)
     contexts: Iterable[dict[str, Any]]
     if dynamic and len(records[0]) > 5:

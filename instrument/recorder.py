@@ -132,7 +132,7 @@ class Recorder:
         else:
             self.redactor = Redactor(_fragments(redact))
         self.pid = os.getpid()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._streams: list[Stream] = []
         self._dead: deque[Stream] = deque()
         self._watch: set[weakref.ref[_ThreadEnd]] = set()
@@ -142,9 +142,15 @@ class Recorder:
     # -- called from the hot path's slow branch, in the writing thread --------
 
     def attach_thread(self, local: Any) -> None:
-        """Give the calling thread a sentinel that tells us when it ends."""
-        end = _ThreadEnd()
-        local.end = end
+        """Give the calling thread a sentinel that tells us when it ends.
+
+        A signal handler that records while this runs attaches the thread
+        itself: whichever call sets the sentinel first registers it, once.
+        """
+        mine = _ThreadEnd()
+        end = local.__dict__.setdefault("end", mine)
+        if end is not mine:
+            return
         streams = end.streams
 
         def ended(ref: weakref.ref[_ThreadEnd]) -> None:
@@ -181,25 +187,37 @@ class Recorder:
         for chan in chans:
             stream = streams.get(chan.name)
             if stream is None:
-                stream = streams[chan.name] = self._new_stream(chan)
+                stream = self._new_stream(chan, streams)
             targets.append((stream, self._providers[chan.name]))
         if len(targets) == 1 and not targets[0][1]:
             return targets[0][0]
         return Route(targets)
 
-    def _new_stream(self, chan: Channel) -> Stream:
+    def _new_stream(self, chan: Channel, streams: dict[str, Stream]) -> Stream:
+        """The calling thread's stream of ``chan``, created and registered.
+
+        A signal handler may record in the middle of this, on this thread:
+        it then finds the stream already in ``streams`` (never makes a
+        second one), and the lock it may need for another channel's stream
+        is re-entrant.
+        """
         thread = threading.current_thread()
-        stream = Stream(chan, thread, context.static_context(thread, self.pid))
-        with self._lock:
-            self._evict()
-            self._streams.append(stream)
+        fresh = Stream(chan, thread, context.static_context(thread, self.pid))
+        stream = streams.setdefault(chan.name, fresh)
+        if stream is fresh:
+            with self._lock:
+                self._evict()
+                self._streams.append(stream)
         return stream
 
     def _evict(self) -> None:
-        # Caller holds the lock. Oldest dead streams go first.
-        excess = len(self._dead) - self.max_dead_streams
-        for _ in range(max(excess, 0)):
-            stream = self._dead.popleft()
+        # Caller holds the lock. Oldest dead streams go first. A re-entrant
+        # call (a signal handler's first event) may have evicted meanwhile.
+        while len(self._dead) > self.max_dead_streams:
+            try:
+                stream = self._dead.popleft()
+            except IndexError:
+                break
             try:
                 self._streams.remove(stream)
                 self.evicted += 1
@@ -216,7 +234,7 @@ class Recorder:
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's streams, start fresh ones."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._streams = []
         self._dead = deque()
         self._watch = set()

@@ -10,7 +10,9 @@ resumption to their end, and behave exactly as the original under
 
 from __future__ import annotations
 
+import copy
 import inspect
+import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from time import monotonic_ns
 from types import TracebackType
@@ -93,10 +95,28 @@ def _generator_wrapper(
     key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
 ) -> Any:
     def traced(gen: Generator[Any, Any, Any], entry: Any) -> Generator[Any, Any, Any]:
+        # Forwards send/throw/close by hand: ``yield from`` turns a thrown
+        # GeneratorExit into close() of ``gen`` (and drops what close()
+        # returns on 3.13). The throw is made outside the ``except`` block, so
+        # that an exception ``gen`` raises later gets no ``__context__`` from it.
         __tracebackhide__ = True
         t0 = emit(key, ENTRY, name, entry)
         try:
-            result = yield from gen
+            try:
+                value = next(gen)
+                while True:
+                    thrown = None
+                    try:
+                        sent = yield value
+                    except BaseException as exc:
+                        thrown = exc
+                    if thrown is None:
+                        value = gen.send(sent)
+                    else:
+                        value = gen.throw(thrown)
+                        thrown = None
+            except StopIteration as stop:
+                result = stop.value
         except BaseException as exc:
             emit(key, EXIT, name, exit_error(t0, exc))
             raise
@@ -145,23 +165,25 @@ def _async_generator_wrapper(
     key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
 ) -> Any:
     async def traced(agen: AsyncGenerator[Any, Any], entry: Any) -> AsyncGenerator[Any, Any]:
-        # An async generator cannot ``yield from``: forward asend/athrow/aclose
-        # by hand, the way ``yield from`` does for plain generators.
+        # Forwards asend/athrow/aclose by hand, as the plain generator wrapper
+        # does: aclose() reaches ``agen`` as the GeneratorExit it is, so that
+        # ``agen`` reacts to it exactly as it would untraced.
         __tracebackhide__ = True
         t0 = emit(key, ENTRY, name, entry)
         try:
             try:
                 value = await agen.__anext__()
                 while True:
+                    thrown = None
                     try:
                         sent = yield value
-                    except GeneratorExit:
-                        await agen.aclose()
-                        raise
-                    except BaseException as thrown:
-                        value = await agen.athrow(thrown)
-                    else:
+                    except BaseException as exc:
+                        thrown = exc
+                    if thrown is None:
                         value = await agen.asend(sent)
+                    else:
+                        value = await agen.athrow(thrown)
+                        thrown = None
             except StopAsyncIteration:
                 pass
         except BaseException as exc:
@@ -214,11 +236,47 @@ def make_wrapper(
     return call_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
 
 
+class TracedBoundFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
+    """A traced function bound to an instance or a class (``obj.method``)."""
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[Any, str]]:
+        # Pickled as the attribute lookup that made it, as a bound method is.
+        me: Any = self
+        owner = me._self_instance
+        if owner is None:  # looked up on the class: find the class by name
+            owner = sys.modules[me.__module__]
+            for part in me.__qualname__.split(".")[:-1]:
+                owner = getattr(owner, part)
+        return getattr, (owner, me.__name__)
+
+    def __copy__(self) -> TracedBoundFunction:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # As for a bound method: the same lookup on a deep copy of its instance.
+        lookup, args = self.__reduce_ex__(4)
+        return lookup(*copy.deepcopy(args, memo))
+
+
 class TracedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """The wrapt wrapper ``@trace`` and ``patch`` put around a function.
 
     A distinct type so that patching never wraps a traced function twice.
+    Pickled and copied as the function it wraps is: by reference (module and
+    qualified name, which find this wrapper again), never duplicated.
     """
+
+    __bound_function_wrapper__ = TracedBoundFunction
+
+    def __reduce_ex__(self, protocol: Any) -> str:
+        me: Any = self
+        return str(me.__qualname__)
+
+    def __copy__(self) -> TracedFunction:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TracedFunction:
+        return self
 
 
 @overload

@@ -1,0 +1,383 @@
+"""Re-entrancy: events emitted by code that runs in the middle of the kit's own.
+
+A signal handler runs between any two bytecodes of the thread it interrupts,
+so it can record an event while that thread is half-way through writing
+another, creating its first stream, or holding the recorder's lock. A
+field's ``__repr__`` runs while a snapshot converts it; a context provider
+runs while an event is being written. None of these may corrupt a ring, lose
+an event without counting it, raise, deadlock, or recurse without end.
+
+Two kinds of test: a real ``SIGALRM`` timer firing at a high rate while the
+main thread writes (the realistic case, random interruption points), and a
+profile hook that records an event at *every* call and return inside the
+kit (each point where CPython may run a pending signal handler, made
+deterministic).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import Channel, Recorder, Snapshot
+
+KIT = os.path.dirname(instrument.__file__) + os.sep
+
+
+def check_positions(snap: Snapshot, produced: dict[str, int]) -> None:
+    """Every stream holds exactly the positions it produced, each once, and
+    its timestamps rise with its positions (what the formats rely on)."""
+    by_stream: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for ev in snap.events:
+        by_stream.setdefault((ev.channel, ev.thread_id), []).append((ev.position, ev.timestamp))
+    for info in snap.streams:
+        assert info.gaps == [] and info.dropped == 0
+        got = sorted(by_stream.get((info.channel, info.thread_id), []))
+        positions = [p for p, _ in got]
+        assert positions == list(range(info.overwritten, info.produced)), info
+        stamps = [ts for _, ts in got]
+        assert all(a <= b for a, b in pairwise(stamps)), "timestamps go back in a stream"
+        # and so the snapshot's time order keeps each stream's position order
+    for key, items in by_stream.items():
+        in_snapshot_order = [p for p, _ in items]
+        assert in_snapshot_order == sorted(in_snapshot_order), key
+    assert {info.channel: info.produced for info in snap.streams} == produced
+
+
+# -- a real signal, at a high rate -------------------------------------------
+
+
+@instrument.trace(name="main.call")
+def traced_call(i: int) -> int:
+    return i
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_events_from_a_signal_handler_interrupting_writes_are_all_kept(
+    start_recording: Callable[..., Recorder],
+) -> None:
+    start_recording(Channel("c", subbuf_size=256, num_subbuf=16))
+    calls = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal calls
+        calls += 1
+        instrument.event("signal.event", n=calls)
+        traced_call(calls)
+        with instrument.span("signal.span"):
+            pass
+
+    written = 0
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        deadline = time.monotonic() + 3.0
+        while calls < 3000 and time.monotonic() < deadline:
+            for i in range(100):
+                instrument.event("main.event", i=i)
+                traced_call(i)
+                with instrument.span("main.span", i=i):
+                    pass
+            written += 500
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    snap = instrument.snapshot()
+    print(f"\nsignal handler ran {calls} times during {written} writes")
+    assert calls >= 500  # the handler really did interrupt the writer, often
+    # Every event of the main thread and of the handler took one position:
+    # nothing was written over, nothing lost uncounted.
+    check_positions(snap, {"c": written + 5 * calls})
+
+
+# -- an interruption at every call and return inside the kit ----------------
+
+
+@dataclass
+class Interrupter:
+    """A profile hook that records an event at each call/return in the kit.
+
+    Like a signal handler, it runs in the middle of the kit's code on the
+    same thread; unlike one, it runs at every such point, every time.
+    """
+
+    name: str = "interrupt"
+    fired: int = 0
+    errors: list[BaseException] = field(default_factory=list)
+
+    def __call__(self, frame: Any, what: str, arg: Any) -> None:
+        if frame.f_code.co_filename.startswith(KIT):
+            self.fired += 1
+            instrument.event(self.name, n=self.fired)
+
+
+def run_interrupted(
+    body: Callable[[], object], hook: Callable[..., None], name: str = "interrupted"
+) -> threading.Thread:
+    """Run ``body`` in a new thread under ``hook``; fail if it hangs or raises."""
+    failures: list[BaseException] = []
+
+    def target() -> None:
+        sys.setprofile(hook)
+        try:
+            body()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            sys.setprofile(None)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "deadlock: the interrupted thread never finished"
+    assert failures == []
+    return thread
+
+
+@instrument.trace
+def plain(i: int) -> int:
+    return i
+
+
+@instrument.trace(fields=["i"], retval=True)
+def with_fields(i: int) -> int:
+    return i
+
+
+@instrument.trace
+def gen(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+def _events() -> int:
+    for i in range(50):
+        instrument.event("work", i=i)
+    return 50
+
+
+def _calls() -> int:
+    for i in range(20):
+        plain(i)
+        with_fields(i)
+    return 80
+
+
+def _spans_and_generators() -> int:
+    for i in range(10):
+        with instrument.span("work.span", i=i):
+            list(gen(3))
+    return 40
+
+
+WORKLOADS = {
+    "events": _events,
+    "traced calls": _calls,
+    "spans and generators": _spans_and_generators,
+}
+
+
+@pytest.fixture(params=["one channel", "two channels", "dynamic context"])
+def channels(request: pytest.FixtureRequest) -> list[Channel]:
+    """The write paths: a plain stream, a route to two streams, a route with
+    per-event context."""
+    if request.param == "one channel":
+        return [Channel("c", subbuf_size=1024, num_subbuf=4)]
+    if request.param == "two channels":
+        return [
+            Channel("c", subbuf_size=1024, num_subbuf=4),
+            Channel("d", subbuf_size=1024, num_subbuf=4),
+        ]
+    return [Channel("c", subbuf_size=1024, num_subbuf=4, contexts=("thread", "task"))]
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_an_event_at_every_interruption_point_is_recorded_without_corruption(
+    start_recording: Callable[..., Recorder], channels: list[Channel], workload: str
+) -> None:
+    """From the thread's very first event (stream creation, the recorder's
+    lock) through the steady hot path: no deadlock, no exception, every
+    event at its own position, one stream per channel for the thread."""
+    rec = start_recording(*channels)
+    hook = Interrupter()
+    thread = run_interrupted(WORKLOADS[workload], hook)
+    expected = WORKLOADS[workload]()  # the count, run again uninterrupted on this thread
+    assert hook.fired > expected  # interrupted at many points of every write
+
+    snap = instrument.snapshot(recorder=rec)
+    mine = [s for s in snap.streams if s.thread_id == thread.ident]
+    assert sorted(s.channel for s in mine) == sorted(c.name for c in channels)
+    assert all(not s.alive for s in mine)  # it ended, and was noticed once
+    mine_snap = Snapshot(
+        events=[ev for ev in snap.events if ev.thread_id == thread.ident],
+        streams=mine,
+        clock_offset_ns=snap.clock_offset_ns,
+        taken_at=snap.taken_at,
+    )
+    check_positions(mine_snap, {c.name: expected + hook.fired for c in channels})
+    for chan in channels:
+        events = [ev for ev in mine_snap.events if ev.channel == chan.name]
+        fired = [ev.fields["n"] for ev in events if ev.name == "interrupt"]
+        assert sorted(fired) == list(range(1, hook.fired + 1))
+
+
+@dataclass
+class InterruptOnce:
+    """A profile hook that records one event at the ``at``-th call or return
+    inside the kit, as one signal arriving at that moment would."""
+
+    at: int
+    seen: int = 0
+    where: str = ""
+
+    def __call__(self, frame: Any, what: str, arg: Any) -> None:
+        if frame.f_code.co_filename.startswith(KIT):
+            self.seen += 1
+            if self.seen == self.at:
+                self.where = f"{what} in {frame.f_code.co_name}"
+                instrument.event("interrupt")
+
+
+def test_one_interruption_anywhere_in_a_threads_first_event(
+    start_recording: Callable[..., Recorder],
+) -> None:
+    """The first event of a thread creates its stream and takes the
+    recorder's lock to register it; a handler recording at any point of that
+    must neither deadlock, nor raise, nor leave the thread two streams."""
+    rec = start_recording(Channel("c", subbuf_size=16, num_subbuf=4), max_dead_streams=1000)
+    points = InterruptOnce(at=0)
+    run_interrupted(lambda: instrument.event("first"), points)  # counts the points
+    assert points.seen > 5
+    for at in range(1, points.seen + 1):
+        hook = InterruptOnce(at=at)
+        run_interrupted(lambda: instrument.event("first"), hook, name=f"t{at}")
+        assert hook.where, at
+        streams = [s for s in rec.streams() if s.thread_name == f"t{at}"]
+        assert len(streams) == 1, f"{len(streams)} streams after an interruption at {hook.where}"
+        (stream,) = streams
+        names = sorted(r[3] for r in stream.slots[: stream.pos] if r is not None)
+        assert names == ["first", "interrupt"], hook.where
+        assert [r[0] for r in stream.slots[:2] if r is not None] == [0, 1], hook.where
+
+
+# -- a field's __repr__ that records, during a snapshot ------------------------
+
+
+class Noisy:
+    """A field value whose ``repr`` records an event (and can say so)."""
+
+    def __init__(self) -> None:
+        self.reprs = 0
+
+    def __repr__(self) -> str:
+        self.reprs += 1
+        instrument.event("repr.called", n=self.reprs)
+        return f"Noisy({self.reprs})"
+
+
+def test_an_event_recorded_by_a_fields_repr_during_a_snapshot(
+    start_recording: Callable[..., Recorder],
+) -> None:
+    start_recording(Channel("c", subbuf_size=64, num_subbuf=4))
+    noisy = Noisy()
+    instrument.event("holder", value=noisy)
+
+    # Snapshots from a thread that has no stream yet: the repr creates one
+    # while the snapshot is being taken.
+    snaps: list[Snapshot] = []
+
+    def take() -> None:
+        snaps.extend(instrument.snapshot() for _ in range(3))
+
+    t = threading.Thread(target=take, name="snapshotter")
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive()
+    assert len(snaps) == 3
+    # Each snapshot converted the field once; the repr's event went to the
+    # snapshotting thread's stream. The first snapshot had listed the streams
+    # before that one existed; later ones read it after the holder's stream,
+    # so they include the event recorded while they ran.
+    assert noisy.reprs == 3
+    for k, snap in enumerate(snaps, 1):
+        assert snap.events[0].fields == {"value": f"Noisy({k})"}
+        called = [ev for ev in snap.events if ev.name == "repr.called"]
+        assert [ev.fields["n"] for ev in called] == list(range(1, k + 1) if k > 1 else [])
+        assert all(ev.thread_name == "snapshotter" for ev in called)
+        assert snap.lost == 0
+
+
+def test_a_repr_that_takes_a_snapshot_does_not_recurse_without_end(
+    start_recording: Callable[..., Recorder],
+) -> None:
+    start_recording(Channel("c", subbuf_size=64, num_subbuf=4))
+    inner: list[Snapshot] = []
+    busy = False
+
+    class Snapshotting:
+        def __repr__(self) -> str:
+            nonlocal busy
+            if not busy:  # the user's own guard against recursing
+                busy = True
+                inner.append(instrument.snapshot())
+            return "Snapshotting()"
+
+    instrument.event("holder", value=Snapshotting())
+    snap = instrument.snapshot()
+    assert [ev.fields for ev in snap.events] == [{"value": "Snapshotting()"}]
+    assert [ev.fields for ev in inner[0].events] == [{"value": "Snapshotting()"}]
+
+
+# -- a context provider that records --------------------------------------------
+
+
+@pytest.fixture
+def noisy_context() -> Iterator[list[int]]:
+    """A context provider ``noisy`` that records an event each time it runs."""
+    calls: list[int] = []
+
+    def provider() -> int:
+        calls.append(len(calls))
+        instrument.event("provider.event", n=len(calls))
+        return len(calls)
+
+    instrument.register_context("noisy", provider)
+    yield calls
+    instrument.unregister_context("noisy")
+
+
+def test_an_event_recorded_by_a_context_provider(
+    start_recording: Callable[..., Recorder], noisy_context: list[int]
+) -> None:
+    start_recording(
+        Channel("c", subbuf_size=64, num_subbuf=4, contexts=("thread", "noisy")),
+        Channel("other", subbuf_size=64, num_subbuf=4, events=["outer"]),
+    )
+    for i in range(3):
+        instrument.event("outer", i=i)
+    snap = instrument.snapshot()
+    c = [ev for ev in snap.events if ev.channel == "c"]
+    # each outer event ran the provider once; the provider's own event was
+    # recorded without running the provider again (no recursion)
+    assert len(noisy_context) == 3
+    assert [(ev.name, ev.fields.get("i", ev.fields.get("n"))) for ev in c] == [
+        ("provider.event", 1),
+        ("outer", 0),
+        ("provider.event", 2),
+        ("outer", 1),
+        ("provider.event", 3),
+        ("outer", 2),
+    ]
+    assert [ev.context["noisy"] for ev in c if ev.name == "outer"] == [1, 2, 3]
+    assert [ev.context["noisy"] for ev in c if ev.name == "provider.event"] == [None] * 3
+    assert [ev.name for ev in snap.events if ev.channel == "other"] == ["outer"] * 3
+    check_positions(snap, {"c": 6, "other": 3})
