@@ -1,4 +1,4 @@
-"""Shared fixtures: a recorder that is always stopped, and a guard that no
+"""Shared fixtures: a recorder that is always stopped, and guards that no
 test leaves the process-wide recorder running or a patch applied."""
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ def _no_recorder_left_running() -> Iterator[None]:
     if instrument.recording() and not was_recording:
         instrument.stop()
         pytest.fail("the test left the process-wide recorder running", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_patch_left_applied() -> Iterator[None]:
+    """Fail the test that leaves a ``patch`` applied or waiting for its module
+    (and undo it, so the next test starts clean)."""
+    before = set(instrument.patched())
+    yield
+    left = [target for target in instrument.patched() if target not in before]
+    for target in left:
+        instrument.unpatch(target)
+    if left:
+        pytest.fail(f"the test left patches applied: {left}", pytrace=False)
 
 
 @pytest.fixture
