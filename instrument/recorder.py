@@ -47,6 +47,10 @@ class _ThreadEnd:
         self.streams: dict[str, Stream] = {}
 
 
+#: Bound at import: ``threading.current_thread`` itself may be patched (traced)
+#: later, and calling the traced one here would route its own event, forever.
+_current_thread = threading.current_thread
+
 #: Per thread: whether a Route is evaluating context providers now.
 _guard = threading.local()
 
@@ -201,7 +205,7 @@ class Recorder:
         second one), and the lock it may need for another channel's stream
         is re-entrant.
         """
-        thread = threading.current_thread()
+        thread = _current_thread()
         fresh = Stream(chan, thread, context.static_context(thread, self.pid))
         stream = streams.setdefault(chan.name, fresh)
         if stream is fresh:

@@ -8,6 +8,7 @@ import inspect
 import itertools
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -466,3 +467,18 @@ def test_patch_module_undone_before_import_patches_nothing(modules: Modules) -> 
     alpha = imported(f"{pkg}.alpha")
     assert traced_attrs(alpha) == set()
     assert instrument.patched() == []
+
+
+def test_patching_a_function_the_recorder_itself_uses_does_not_recurse(
+    recorder: Recorder,
+) -> None:
+    original = threading.current_thread
+    with instrument.patch("threading:current_thread"):
+        worker = threading.Thread(target=lambda: instrument.event("from.worker"))
+        worker.start()
+        worker.join()
+        assert threading.current_thread() is original()
+    assert threading.current_thread is original
+    names = [ev.name for ev in instrument.snapshot().events]
+    assert "from.worker" in names
+    assert "threading.current_thread" in names  # the call above was traced
