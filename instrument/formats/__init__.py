@@ -176,9 +176,8 @@ def open_for_reading(path: Path) -> IO[bytes]:
     """``path`` opened in binary mode, gzip-decompressed if it is gzip."""
     import gzip
 
-    raw = path.open("rb")
-    if raw.read(2) == b"\x1f\x8b":
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    raw.seek(0)
-    return raw
+    with path.open("rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    if compressed:
+        return gzip.open(path, "rb")  # owns and closes the file
+    return path.open("rb")
