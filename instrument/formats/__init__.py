@@ -179,5 +179,5 @@ def open_for_reading(path: Path) -> IO[bytes]:
     with path.open("rb") as probe:
         compressed = probe.read(2) == b"\x1f\x8b"
     if compressed:
-        return gzip.open(path, "rb")  # owns and closes the file
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # owns the file
     return path.open("rb")
