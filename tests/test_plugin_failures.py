@@ -354,3 +354,27 @@ def test_idle_threads_of_earlier_tests_are_left_out_of_the_test_window(
     names = sorted(s.thread_name for s in snap.streams)
     assert names == ["MainThread", "current-thread", "earlier-thread"]
     assert snap.metadata["idle_streams_left_out"] == 0
+
+
+def test_a_ring_that_wrapped_during_the_test_is_noted(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(
+        """
+        from app import step
+
+        def test_busy():
+            for n in range(10):
+                step(n)
+            assert 0
+        """
+    )
+    result = pytester.runpytest(
+        "--ringtrace", *FAST, "--ringtrace-subbuf-size=4", "--ringtrace-num-subbuf=2"
+    )
+    text = section(result.stdout.str(), "ringtrace call")
+    # 30 events into an 8-event ring: the writer's sub-buffer holds 2, one full one 4
+    assert text.splitlines()[0].startswith("6 events from 1 thread, 0 lost events")
+    assert (
+        "note: the ring of MainThread wrapped during this test: its oldest events are gone "
+        "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
+    ) in text
