@@ -118,9 +118,11 @@ def _generator_wrapper(
             except StopIteration as stop:
                 result = stop.value
         except BaseException as exc:
-            emit(key, EXIT, name, exit_error(t0, exc))
+            if t0:  # 0: not recording at the first resumption, no entry
+                emit(key, EXIT, name, exit_error(t0, exc))
             raise
-        emit(key, EXIT, name, _exit_fields(t0, finish, result))
+        if t0:
+            emit(key, EXIT, name, _exit_fields(t0, finish, result))
         return result
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -144,9 +146,11 @@ def _coroutine_wrapper(
         try:
             result = await coro
         except BaseException as exc:  # CancelledError included: recorded, re-raised
-            emit(key, EXIT, name, exit_error(t0, exc))
+            if t0:  # 0: not recording at the first resumption, no entry
+                emit(key, EXIT, name, exit_error(t0, exc))
             raise
-        emit(key, EXIT, name, _exit_fields(t0, finish, result))
+        if t0:
+            emit(key, EXIT, name, _exit_fields(t0, finish, result))
         return result
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -187,9 +191,11 @@ def _async_generator_wrapper(
             except StopAsyncIteration:
                 pass
         except BaseException as exc:
-            emit(key, EXIT, name, exit_error(t0, exc))
+            if t0:  # 0: not recording at the first resumption, no entry
+                emit(key, EXIT, name, exit_error(t0, exc))
             raise
-        emit(key, EXIT, name, _exit_fields(t0, finish, None))
+        if t0:
+            emit(key, EXIT, name, _exit_fields(t0, finish, None))
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         agen = wrapped(*args, **kwargs)

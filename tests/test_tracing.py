@@ -305,6 +305,55 @@ def test_before_start_nothing_is_recorded_and_results_are_unchanged(
     assert len(recorded()) == 2
 
 
+@pytest.mark.parametrize("form", ["generator", "coroutine", "async generator"])
+def test_started_while_not_recording_records_no_orphan_exit(
+    start_recording: Callable[..., Recorder], form: str
+) -> None:
+    @trace(name="gen")
+    def gen() -> Iterator[int]:
+        yield 1
+        yield 2
+
+    @trace(name="coro")
+    async def coro(gate: asyncio.Event) -> int:
+        await gate.wait()
+        return 3
+
+    @trace(name="agen")
+    async def agen() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+
+    loop = asyncio.new_event_loop()
+    try:
+        start_recording()
+        if form == "generator":
+            g = gen()  # made while recording: a traced generator
+            instrument.stop()
+            assert next(g) == 1  # first resumed while not recording: no entry
+            start_recording()
+            assert list(g) == [2]  # ends while recording
+        elif form == "coroutine":
+            gate = asyncio.Event()
+            task = loop.create_task(coro(gate))
+            instrument.stop()
+            loop.run_until_complete(asyncio.sleep(0))  # started, waiting
+            start_recording()
+            gate.set()
+            assert loop.run_until_complete(task) == 3
+        else:
+            a = agen()
+            instrument.stop()
+            assert loop.run_until_complete(a.__anext__()) == 1
+            start_recording()
+            assert loop.run_until_complete(a.__anext__()) == 2
+            with pytest.raises(StopAsyncIteration):
+                loop.run_until_complete(a.__anext__())
+        assert recorded() == []
+    finally:
+        loop.close()
+
+
 def test_trace_options_form_and_bare_form_are_the_same_wrapper() -> None:
     assert isinstance(add, TracedFunction)
     assert isinstance(trace(name="x")(lambda: 1), TracedFunction)
