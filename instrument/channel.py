@@ -93,7 +93,7 @@ class Channel:
 
 def _as_str_tuple(what: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
-        return (value,)
+        value = (value,)  # one name or glob; checked as one item below
     if not isinstance(value, Iterable):
         raise TypeError(f"{what} must be a string or an iterable of strings, got {value!r}")
     items = tuple(value)
