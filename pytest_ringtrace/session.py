@@ -99,14 +99,15 @@ class RingtracePlugin:
 
     # -- one test -----------------------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # A plain first implementation, not a wrapper: the window opens before
+        # any fixture runs, and a passing test pays no generator for it.
         if self.recording is not None:
             try:
                 self._start_attempt(item)
             except Exception as exc:
                 warn(f"{item.nodeid}: cannot prepare recording: {describe(exc)}")
-        return (yield)
 
     def _start_attempt(self, item: pytest.Item) -> None:
         assert self.recording is not None
@@ -186,13 +187,14 @@ class RingtracePlugin:
         return report
 
     def _wanted(self, report: pytest.TestReport, options: TestOptions) -> bool:
-        if report.failed:
+        outcome = report.outcome
+        if outcome == "passed":  # the common case first: it must cost nothing
+            return options.always and report.when == "call"
+        if outcome == "failed":
             return True  # setup/call/teardown errors and strict XPASS
-        if report.skipped:
-            if not hasattr(report, "wasxfail"):
-                return False
-            return options.xfail if options.xfail is not None else self.settings.xfail
-        return options.always and report.when == "call"
+        if not hasattr(report, "wasxfail"):
+            return False  # skipped
+        return options.xfail if options.xfail is not None else self.settings.xfail
 
     def take(
         self,
