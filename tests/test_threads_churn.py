@@ -23,8 +23,8 @@ from instrument.stream import Stream
 THREADS = 10_000
 WAVE = 50  # threads alive at once
 CAP = 32  # max_dead_streams
-CHANNEL = Channel("churn", subbuf_size=16, num_subbuf=4)
-EVENTS = CHANNEL.capacity + 16  # every ring full and lapped once
+CHANNEL = Channel("churn", subbuf_size=8, num_subbuf=4)
+EVENTS = CHANNEL.capacity + 8  # every ring full and lapped
 
 
 def body(i: int) -> None:
