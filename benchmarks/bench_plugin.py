@@ -20,7 +20,7 @@
 
 Usage::
 
-    python benchmarks/bench_plugin.py            # 7 interleaved pairs, 5 failures
+    python benchmarks/bench_plugin.py            # 11 interleaved pairs, 5 failures
     python benchmarks/bench_plugin.py --quick    # 3 pairs, 500 tests
     python benchmarks/bench_plugin.py --tests 2000 --repeats 11
 """
@@ -82,7 +82,7 @@ def bench_passing(tests: int, repeats: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         root = Path(tmp)
         generate_suite(root, tests)
-        variants = {"without": [], "with": ["--ringtrace", "--ringtrace-formats=json"]}
+        variants: dict[str, list[str]] = {"without": [], "with": ["--ringtrace"]}
         run_once(root, variants["without"])  # warm-up: bytecode caches
         run_once(root, variants["with"])
         walls: dict[str, list[float]] = {"without": [], "with": []}
@@ -260,7 +260,7 @@ def bench_failure(failures: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tests", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--failures", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="500 tests, 3 pairs, 3 failures")
     parser.add_argument("--only", choices=["passing", "failure"], help="run one part only")
