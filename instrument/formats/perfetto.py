@@ -257,8 +257,7 @@ class _Writer:
         self.instant(
             track,
             ts,
-            f"ringtrace: skipped {_plural(subbufs, 'sub-buffer')} "
-            f"({_plural(lost, 'event')} lost)",
+            f"ringtrace: skipped {_plural(subbufs, 'sub-buffer')} ({_plural(lost, 'event')} lost)",
             {
                 "channel": info.channel,
                 "start_position": start,
