@@ -20,7 +20,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from types import ModuleType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import wrapt
 
@@ -46,7 +46,28 @@ class _PatchWrapper(TracedFunction):
     a copy of it found at another target is undone too."""
 
 
-class Patch:
+_U = TypeVar("_U", bound="_Undoable")
+
+
+class _Undoable:
+    """A patch handle: ``unpatch()``, or leave a ``with`` block, to undo it."""
+
+    def unpatch(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _U) -> _U:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unpatch()
+
+
+class Patch(_Undoable):
     """One patched target; ``unpatch()`` or leaving a ``with`` block undoes it."""
 
     def __init__(self, target: str, options: dict[str, Any]):
@@ -115,17 +136,6 @@ class Patch:
                 else:
                     delattr(self._parent, self._attribute)
                 self.applied = False
-
-    def __enter__(self) -> Patch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.unpatch()
 
     def __repr__(self) -> str:
         state = "applied" if self.applied else "cancelled" if self.cancelled else "pending"
@@ -201,7 +211,7 @@ def patched() -> list[str]:
         return list(_active)
 
 
-class ModulePatch:
+class ModulePatch(_Undoable):
     """Every patch :func:`patch_module` made; ``unpatch()`` undoes them all."""
 
     def __init__(self, package: str, include: Sequence[str], exclude: Sequence[str]):
@@ -237,17 +247,6 @@ class ModulePatch:
             for handle in reversed(self.patches):
                 handle.unpatch()
             self.patches.clear()
-
-    def __enter__(self) -> ModulePatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.unpatch()
 
 
 _TRACED_DUNDERS = frozenset({"__init__", "__call__", "__enter__", "__exit__"})

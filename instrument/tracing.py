@@ -91,6 +91,24 @@ def _exit_fields(t0: int, finish: hotpath.Finish | None, result: Any) -> Any:
     return t0 if finish is None else finish(t0, result)
 
 
+def _deferred(traced: Callable[[Any, Any], Any], capture: hotpath.Capture | None) -> Any:
+    """The wrapt wrapper for functions whose body runs later (generators,
+    coroutines, async generators): the call only creates the object, which
+    ``traced`` wraps in one of the same kind and name, recording from its
+    first resumption to its end. Untraced while not recording."""
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        inner = wrapped(*args, **kwargs)
+        if hotpath._recorder is None:
+            return inner
+        entry = None if capture is None else capture(instance, args, kwargs)
+        outer: Any = traced(inner, entry)
+        outer.__name__, outer.__qualname__ = inner.__name__, inner.__qualname__
+        return outer
+
+    return wrapper
+
+
 def _generator_wrapper(
     key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
 ) -> Any:
@@ -125,16 +143,7 @@ def _generator_wrapper(
             emit(key, EXIT, name, _exit_fields(t0, finish, result))
         return result
 
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        gen = wrapped(*args, **kwargs)
-        if hotpath._recorder is None:
-            return gen
-        entry = None if capture is None else capture(instance, args, kwargs)
-        out: Any = traced(gen, entry)
-        out.__name__, out.__qualname__ = gen.__name__, gen.__qualname__
-        return out
-
-    return wrapper
+    return _deferred(traced, capture)
 
 
 def _coroutine_wrapper(
@@ -153,16 +162,7 @@ def _coroutine_wrapper(
             emit(key, EXIT, name, _exit_fields(t0, finish, result))
         return result
 
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        coro = wrapped(*args, **kwargs)
-        if hotpath._recorder is None:
-            return coro
-        entry = None if capture is None else capture(instance, args, kwargs)
-        out: Any = traced(coro, entry)
-        out.__name__, out.__qualname__ = coro.__name__, coro.__qualname__
-        return out
-
-    return wrapper
+    return _deferred(traced, capture)
 
 
 def _async_generator_wrapper(
@@ -197,16 +197,7 @@ def _async_generator_wrapper(
         if t0:
             emit(key, EXIT, name, _exit_fields(t0, finish, None))
 
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        agen = wrapped(*args, **kwargs)
-        if hotpath._recorder is None:
-            return agen
-        entry = None if capture is None else capture(instance, args, kwargs)
-        out: Any = traced(agen, entry)
-        out.__name__, out.__qualname__ = agen.__name__, agen.__qualname__
-        return out
-
-    return wrapper
+    return _deferred(traced, capture)
 
 
 def default_name(func: Any) -> str:
