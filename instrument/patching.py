@@ -10,6 +10,7 @@ inherited), and cancels a hook that has not fired yet.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import importlib.machinery
 import inspect
 import os
@@ -148,15 +149,19 @@ def _unwrap_descriptor(obj: Any) -> Any:
 
 def _forget_hook(module: str, hook: Any) -> None:
     # wrapt has no public way to remove a post-import hook; the hook checks
-    # ``cancelled`` anyway, this only keeps wrapt's table from growing.
-    from wrapt import importer
-
-    with importer._post_import_hooks_lock:
-        hooks = importer._post_import_hooks.get(module)
+    # ``cancelled`` anyway, this only keeps wrapt's table from growing. The
+    # table is private (and absent from wrapt's stubs): look, never require.
+    importer: Any = importlib.import_module("wrapt.importer")
+    lock = getattr(importer, "_post_import_hooks_lock", None)
+    table = getattr(importer, "_post_import_hooks", None)
+    if lock is None or not isinstance(table, dict):
+        return
+    with lock:
+        hooks = table.get(module)
         if hooks and hook in hooks:
             hooks.remove(hook)
             if not hooks:
-                del importer._post_import_hooks[module]
+                del table[module]
 
 
 def patch(
