@@ -6,6 +6,9 @@ so it stays light: it registers the options, the marker, our hooks and the
 recorder is on (``--ringtrace`` or ini ``ringtrace = true``) imports the
 recording kit and registers the session plugin
 (:class:`pytest_ringtrace.session.RingtracePlugin`) that does the work.
+
+It has no assertions for pytest to rewrite: PYTEST_DONT_REWRITE, which also
+keeps pytest from warning when it was imported before a (nested) session.
 """
 
 from __future__ import annotations
