@@ -28,11 +28,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._\-\[\]]+")
 
 
 def worker_id(config: pytest.Config) -> str | None:
-    """The pytest-xdist worker id (``gw0``...) of this process, or ``None``."""
+    """The pytest-xdist worker id (``gw0``...) of this session, or ``None``.
+
+    Only the worker's own config says so: ``PYTEST_XDIST_WORKER`` is also
+    inherited by sessions a test starts (pytester, subprocesses), which are
+    not workers.
+    """
     workerinput = getattr(config, "workerinput", None)
     if isinstance(workerinput, dict) and workerinput.get("workerid"):
         return str(workerinput["workerid"])
-    return os.environ.get("PYTEST_XDIST_WORKER") or None
+    return None
 
 
 def safe_test_id(nodeid: str) -> str:

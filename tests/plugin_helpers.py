@@ -55,10 +55,16 @@ FAST = (
 #: A conftest that records, on the controller side, what each report
 #: carries: the ``ringtrace`` attribute and the section titles.
 REPORT_LOG = """
-import json, os
+import json
+
+IS_WORKER = False
+
+def pytest_configure(config):
+    global IS_WORKER
+    IS_WORKER = hasattr(config, "workerinput")
 
 def pytest_runtest_logreport(report):
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if IS_WORKER:
         return
     with open("reports.jsonl", "a") as out:
         out.write(json.dumps({
