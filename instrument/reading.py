@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import accumulate, chain, compress, repeat
-from operator import is_, itemgetter
+from itertools import accumulate, chain, compress, islice, repeat, starmap
+from operator import add, is_, itemgetter
 from typing import Any
 
 from .recorder import Recorder
 from .snapshot import Event, Snapshot, StreamInfo
-from .stream import Record, Stream, copy_range, read_stream
+from .stream import COPY_ATTEMPTS, EVENT, Record, Stream, copy_ring, in_position_order, read_stream
 from .values import Redactor, plain_value
 
 _PLAIN = frozenset((bool, int, float, type(None)))
@@ -25,8 +26,9 @@ _PLAIN = frozenset((bool, int, float, type(None)))
 _SCALARS = frozenset((bool, int, float, type(None), str))
 _by_time = itemgetter(0)  # Event.timestamp
 _new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python call
-# Columns of a record: (position, timestamp, kind, name, fields[, context]).
-_position, _stamp, _kind, _name, _fields, _context = map(itemgetter, range(6))
+# Columns of a record: (position, timestamp, name, fields[, kind[, context]]).
+_position, _stamp, _name, _fields, _kind, _context = map(itemgetter, range(6))
+_EVENT_KIND = (EVENT,)  # appended to a point event's record, it is item 4
 _is_dict = dict.__instancecheck__
 _is_int = int.__instancecheck__
 _is_int_type = frozenset((int, bool)).__contains__
@@ -114,7 +116,11 @@ class _FieldConverter:
 
 
 def _events_of(
-    stream: Stream, info: StreamInfo, records: list[Record], convert: _FieldConverter
+    stream: Stream,
+    info: StreamInfo,
+    records: list[Record],
+    convert: _FieldConverter,
+    positions: Iterable[int] | None = None,
 ) -> list[Event]:
     if not records:
         return []
@@ -133,7 +139,7 @@ def _events_of(
         stamps = list(accumulate(stamps, max))
     fields = convert.column(list(map(_fields, records)), stamps)
     contexts: Iterable[dict[str, Any]]
-    if dynamic and len(records[0]) > 5:
+    if dynamic and len(records[0]) == 6:
         limit = convert.limit
         hides = convert.redactor.hides
         contexts = []
@@ -145,7 +151,17 @@ def _events_of(
     else:
         contexts = repeat(static)
     tid, tname, chan = repeat(info.thread_id), repeat(info.thread_name), repeat(info.channel)
-    names, kinds, positions = map(_name, records), map(_kind, records), map(_position, records)
+    names = map(_name, records)
+    if positions is None:
+        positions = map(_position, records)
+    kinds: Iterable[str]
+    lengths = set(map(len, records))
+    if lengths == {4}:  # point events only
+        kinds = repeat(EVENT)
+    elif 4 in lengths:  # mixed: give point events their kind, in C
+        kinds = map(_kind, map(add, records, repeat(_EVENT_KIND)))
+    else:
+        kinds = map(_kind, records)
     rows = zip(stamps, names, kinds, tid, tname, fields, contexts, chan, positions, strict=False)
     return list(map(_new_event, rows))
 
@@ -178,9 +194,10 @@ def _take_snapshot(recorder: Recorder, since: int | None, offset: int, taken_at:
     for stream in recorder.streams():
         chan = stream.channel
         read = read_stream(stream, since)
-        records = read.records
+        records: list[Record] = read.records
+        positions: list[int] | None = read.positions
         if since is not None and records and records[0][1] < since:
-            records = [r for r in records if r[1] >= since]
+            records, positions = [r for r in records if r[1] >= since], None
         info = StreamInfo(
             channel=chan.name,
             thread_id=stream.thread_id,
@@ -198,7 +215,7 @@ def _take_snapshot(recorder: Recorder, since: int | None, offset: int, taken_at:
             context=dict(stream.static),
         )
         infos.append(info)
-        events.extend(_events_of(stream, info, records, convert))
+        events.extend(_events_of(stream, info, records, convert, positions))
     events.sort(key=_by_time)  # each stream is already in order: timsort merges runs
     return Snapshot(
         events=events,
@@ -215,8 +232,10 @@ def consume(recorder: Recorder, *, flush: bool = False) -> Iterator[tuple[Stream
 
     Each yielded batch is one sub-buffer of one stream; taking it frees its
     room for the writer. ``flush=True`` also takes the partly filled last
-    sub-buffer: use it once writers are done (at exit). Overwrite-mode
-    streams are left alone (snapshot them instead).
+    sub-buffer: use it once writers are done (at exit). A sub-buffer in which
+    a writer has reserved a position but not committed it yet is left for a
+    later call. Overwrite-mode streams are left alone (snapshot them
+    instead). One consumer at a time.
     """
     convert = _FieldConverter(recorder.redactor, recorder.max_field_chars)
     for stream in recorder.streams():
@@ -227,12 +246,14 @@ def consume(recorder: Recorder, *, flush: bool = False) -> Iterator[tuple[Stream
         while True:
             start = stream.consumed
             end = start - start % size + size
-            produced = stream.pos
+            produced = stream.produced()
             if end > produced:
                 if not flush or start == produced:
                     break
                 end = produced
-            records = copy_range(stream, start, end)
+            records = _take(stream, start, end)
+            if records is None:
+                break
             info = StreamInfo(
                 channel=chan.name,
                 thread_id=stream.thread_id,
@@ -247,7 +268,47 @@ def consume(recorder: Recorder, *, flush: bool = False) -> Iterator[tuple[Stream
                 dropped=stream.dropped,
                 context=dict(stream.static),
             )
-            batch = _events_of(stream, info, records, convert)  # type: ignore[arg-type]
-            stream.consumed = end
-            stream.limit = end + chan.capacity
-            yield info, batch
+            yield info, _events_of(stream, info, records, convert)
+
+
+def _take(stream: Stream, start: int, end: int) -> list[Record] | None:
+    """Remove the records of positions ``[start, end)`` from the left of a
+    discard-mode ring and return them in order; ``None`` (and nothing
+    removed) if one is not committed yet.
+
+    ``consumed`` is raised first, then the records are removed: a reader
+    that copies the ring in between reads ``consumed`` after its copy, so it
+    never takes a record being removed for a missing one.
+    """
+    ring = stream.ring
+    n = end - start
+    if len(ring) < n:
+        return None
+    head = _copy_head(ring, n)
+    if head is not None and list(map(_position, head)) == list(range(start, end)):
+        stream.consumed = end
+        deque(starmap(ring.popleft, repeat((), n)), maxlen=0)  # n pops, in C
+        return head
+    # A signal handler's write committed before the write it interrupted:
+    # the sub-buffer's records are among the first ones, not all first.
+    everything = copy_ring(ring)
+    if everything is None:
+        return None
+    where = [i for i, record in enumerate(everything) if record[0] < end]
+    if len(where) != n:
+        return None
+    stream.consumed = end
+    for i in reversed(where):  # only this consumer removes from the left
+        del ring[i]
+    taken, _ = in_position_order([everything[i] for i in where])
+    return taken
+
+
+def _copy_head(ring: deque[Record], n: int) -> list[Record] | None:
+    """The first ``n`` records of ``ring`` (see :func:`copy_ring`)."""
+    for _ in range(COPY_ATTEMPTS):
+        try:
+            return list(islice(ring, n))
+        except RuntimeError:
+            continue
+    return None

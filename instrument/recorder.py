@@ -20,7 +20,7 @@ from typing import Any
 from . import context
 from .channel import Channel
 from .hotpath import _NOWHERE
-from .stream import Record, Stream
+from .stream import EVENT, Record, Stream, Writer, placeholder_reserve
 from .values import DEFAULT_MAX_FIELD_CHARS, DEFAULT_REDACT, Redactor
 
 
@@ -59,19 +59,21 @@ class Route:
     """Where a thread writes a name that needs more than one plain stream.
 
     Several channels take the name, or a channel records dynamic context.
-    ``pos``/``limit`` make the hot path's bounds check always fail, so every
-    write comes to :meth:`overflow`.
+    Its writer pair is ``(self.append, placeholder_reserve)``: the hot path
+    builds the record with a placeholder position, and :meth:`append` writes
+    it to each stream at that stream's next position.
     """
 
-    pos = 0
-    limit = -1
-    slots: Any = ()  # read, never indexed, by the traced-call wrapper
-    mask = 0
+    __slots__ = ("targets",)
 
     def __init__(self, targets: Sequence[tuple[Stream, tuple[tuple[str, context.Provider], ...]]]):
         self.targets = tuple(targets)
 
-    def overflow(self, record: Record) -> None:
+    def writer(self) -> Writer:
+        """The ``(append, reserve)`` pair the hot path calls."""
+        return self.append, placeholder_reserve
+
+    def append(self, record: Record) -> None:
         # A provider that records an event (through any route of this thread)
         # lands here again: that event is written without dynamic context
         # instead of recursing, and the outer record is then retimed, so that
@@ -80,7 +82,8 @@ class Route:
         if getattr(guard, "busy", False):
             guard.nested = True
             for stream, providers in self.targets:
-                stream.overflow((*record, (None,) * len(providers)) if providers else record)
+                blank = (None,) * len(providers)
+                stream.write(_with_context(record, blank) if providers else record)
             return
         guard.busy = True
         try:
@@ -90,11 +93,19 @@ class Route:
                     values = context.evaluate(providers)
                     if guard.nested:
                         record = (record[0], monotonic_ns(), *record[2:])
-                    stream.overflow((*record, values))
+                    stream.write(_with_context(record, values))
                 else:
-                    stream.overflow(record)
+                    stream.write(record)
         finally:
             guard.busy = False
+
+
+def _with_context(record: Record, values: tuple[object, ...]) -> Record:
+    """``record`` with dynamic context: a point event gets its kind first, so
+    that the context is always the sixth item."""
+    if len(record) == 4:
+        return (*record, EVENT, values)
+    return (*record, values)
 
 
 class Recorder:
@@ -165,8 +176,8 @@ class Recorder:
 
         self._watch.add(weakref.ref(end, ended))
 
-    def route(self, key: Any, name: str, streams: dict[str, Stream]) -> Any:
-        """The stream or :class:`Route` the calling thread writes ``key`` to.
+    def route(self, key: Any, name: str, streams: dict[str, Stream]) -> Writer:
+        """The writer pair the calling thread uses for ``key``.
 
         ``streams`` are the calling thread's streams by channel name.
         """
@@ -194,8 +205,8 @@ class Recorder:
                 stream = self._new_stream(chan, streams)
             targets.append((stream, self._providers[chan.name]))
         if len(targets) == 1 and not targets[0][1]:
-            return targets[0][0]
-        return Route(targets)
+            return targets[0][0].writer()
+        return Route(targets).writer()
 
     def _new_stream(self, chan: Channel, streams: dict[str, Stream]) -> Stream:
         """The calling thread's stream of ``chan``, created and registered.

@@ -1,26 +1,53 @@
 """A stream: one thread's ring buffer of one channel, and how it is read.
 
-Positions are free-running counters (Python ints never wrap). Everything else
-is derived from a position, as in LTTng:
+Positions are free-running counters (Python ints never wrap). Everything
+else is derived from a position, as in LTTng:
 
-* slot in the ring: ``pos & (capacity - 1)``
-* sub-buffer start: ``pos & ~(subbuf_size - 1)``
-* lap: ``pos // capacity``
+* sub-buffer start: ``pos - pos % subbuf_size``
+* lap (how many times the ring was filled): ``pos // capacity``
 * packet sequence number: ``pos // subbuf_size``
 
-A record is a tuple whose first item is its own position. The writer stores
-the record *before* publishing the next position, so every slot below the
-published position is committed; a reader that finds a slot holding another
-position knows, without any lock, that the sub-buffer was overwritten (or, on
-a free-threaded build, not yet committed) and skips the whole sub-buffer.
+The ring is a ``collections.deque``. A writer first *reserves* a position,
+then *commits* the record that carries it, as LTTng's writers do:
+
+* overwrite mode: the position counter is an ``itertools.count()`` and
+  reserving is its ``__next__``; committing is the ``append`` of a
+  ``deque(maxlen=capacity)``, which drops the record ``capacity`` commits
+  older (the one at the same place of the previous lap). Both are single C
+  calls: no other writer (a signal handler on the same thread) can take the
+  same position. The published write position, ``produced``, is the
+  counter's next value, read without advancing it (from its ``repr``).
+* discard mode: :meth:`Stream.append_discard` takes the next position from a
+  plain int, or drops and counts the record when ``capacity`` positions past
+  the consumer's are held; the consumer removes whole sub-buffers from the
+  left of an unbounded deque (bounded by that check).
+
+A record is a tuple whose first item is its own position:
+``(position, timestamp_ns, name, fields)`` for a point event,
+``(position, timestamp_ns, name, fields, kind)`` for an entry or exit, and
+``(position, timestamp_ns, name, fields, kind, context)`` on a channel with
+dynamic context. An exit stores its entry's timestamp (an int) as fields.
+
+Reserved but not committed: a writer interrupted between the two steps (by
+a signal handler that records, or on a free-threaded build, at any time)
+leaves its position missing while later ones are there, and commits it
+later, so records may reach the ring slightly out of position order. A
+reader copies the ring in one C-level operation, puts the copy in position
+order, and skips whole any sub-buffer that lacks one of its positions (a
+writer is still in it, or it was overwritten while the reader copied),
+returning it as a gap, as LTTng's snapshot consumer does.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import count, repeat
+from operator import itemgetter
 from typing import Any
 
 from .channel import Channel
@@ -30,32 +57,44 @@ EVENT = "event"
 ENTRY = "entry"
 EXIT = "exit"
 
-#: ``limit`` of an overwrite-mode stream: a position no writer reaches.
-UNLIMITED = 1 << 62
-
-# A record: (position, timestamp_ns, kind, name, fields[, dynamic context]).
+# A record: (position, timestamp_ns, name, fields[, kind[, dynamic context]]).
 Record = tuple[Any, ...]
+
+#: What the hot path calls for a write: ``append(record)`` and ``reserve()``.
+Writer = tuple[Callable[[Record], None], Callable[[], int]]
+
+#: The ``reserve`` of a route whose ``append`` takes positions itself (a
+#: discard-mode stream, a route to several streams): a cheap C call whose
+#: value (0) is replaced.
+placeholder_reserve: Callable[[], int] = repeat(0).__next__
+
+#: Times a reader tries to copy a ring that a writer changed during the copy
+#: (only possible without the GIL) before it gives up on that stream.
+COPY_ATTEMPTS = 8
+
+_position = itemgetter(0)
 
 
 class Stream:
     """One ring buffer: a thread's events on one channel.
 
-    The writer (the owning thread) touches ``pos``, ``slots`` and the loss
-    counters; readers only read them. ``limit`` is the first position the
-    writer may not take: ``UNLIMITED`` in overwrite mode, ``consumed +
-    capacity`` in discard mode (raised by the consumer).
+    The writer (the owning thread) reserves positions and appends to
+    ``ring``; readers copy ``ring`` and read :meth:`produced`. In discard
+    mode the consumer raises ``consumed`` and removes what it took from the
+    left of ``ring``.
     """
 
     __slots__ = (
         "__weakref__",
         "alive",
+        "capacity",
         "channel",
         "consumed",
+        "counter",
         "dropped",
-        "limit",
-        "mask",
+        "overwrite",
         "pos",
-        "slots",
+        "ring",
         "static",
         "thread",
         "thread_id",
@@ -64,11 +103,14 @@ class Stream:
 
     def __init__(self, channel: Channel, thread: threading.Thread, static: Mapping[str, object]):
         self.channel = channel
-        self.slots: list[Record | None] = [None] * channel.capacity
-        self.mask = channel.capacity - 1
-        self.pos = 0
+        self.capacity = channel.capacity
+        self.overwrite = channel.mode == "overwrite"
+        # Overwrite mode: the deque's maxlen does the overwriting. Discard
+        # mode: append_discard bounds it.
+        self.ring: deque[Record] = deque(maxlen=channel.capacity if self.overwrite else None)
+        self.counter = count()  # overwrite mode: the next position to reserve
+        self.pos = 0  # discard mode: the next position to take
         self.consumed = 0
-        self.limit = UNLIMITED if channel.mode == "overwrite" else channel.capacity
         self.dropped = 0
         self.thread: weakref.ref[threading.Thread] = weakref.ref(thread)
         self.thread_id: int = thread.ident or 0
@@ -76,17 +118,43 @@ class Stream:
         self.static = dict(static)
         self.alive = True
 
-    def overflow(self, record: Record) -> None:
-        """The writer's slow path, taken at the discard-mode limit.
+    def writer(self) -> Writer:
+        """The ``(append, reserve)`` pair the hot path calls to write here.
 
-        ``record`` is built with a placeholder position. The consumer may
-        have freed room since the writer looked; otherwise the event is
-        dropped and counted.
+        Neither holds a reference to the stream in overwrite mode, so a
+        thread's cache of them keeps no stream alive in a cycle.
+        """
+        if self.overwrite:
+            return self.ring.append, self.counter.__next__
+        return self.append_discard, placeholder_reserve
+
+    def produced(self) -> int:
+        """The published write position: every position below it is reserved."""
+        if self.overwrite:
+            return int(repr(self.counter)[6:-1])  # "count(N)": N, not advanced
+        return self.pos
+
+    def write(self, record: Record) -> None:
+        """Write ``record``, built with a placeholder position, at the next one.
+
+        The slow path's write (routes to several streams, dynamic context).
+        """
+        if self.overwrite:
+            self.ring.append((next(self.counter), *record[1:]))
+        else:
+            self.append_discard(record)
+
+    def append_discard(self, record: Record) -> None:
+        """Discard mode's write: keep ``record`` at the next position, or drop
+        and count it when ``capacity`` positions past the consumer's are held.
+
+        Between reading ``pos`` and storing the next value there is no call,
+        so no signal handler of this thread can take the same position.
         """
         pos = self.pos
-        if pos < self.limit:
-            self.slots[pos & self.mask] = (pos, *record[1:])
+        if pos - self.consumed < self.capacity:
             self.pos = pos + 1
+            self.ring.append((pos, *record[1:]))
         else:
             self.dropped += 1
 
@@ -100,60 +168,100 @@ class Stream:
 
 @dataclass
 class StreamRead:
-    """What one pass over a stream found: records in position order and gaps."""
+    """What one pass over a stream found: records in position order, their
+    positions, and gaps."""
 
     records: list[Record] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
     gaps: list[tuple[int, int]] = field(default_factory=list)
     begin: int = 0
     produced: int = 0
 
 
-def copy_range(stream: Stream, start: int, end: int) -> list[Record | None]:
-    """The slots holding positions ``[start, end)``, with one slice if they
-    do not wrap around the end of the ring, else two."""
-    lo = start & stream.mask
-    n = end - start
-    slots = stream.slots
-    if lo + n <= len(slots):
-        return slots[lo : lo + n]
-    return slots[lo:] + slots[: lo + n - len(slots)]
+def copy_ring(ring: deque[Record]) -> list[Record] | None:
+    """A copy of ``ring`` made in one C-level pass (atomic under the GIL), or
+    ``None`` if a writer changed it during every attempt (free-threaded)."""
+    for _ in range(COPY_ATTEMPTS):
+        try:
+            return list(ring)
+        except RuntimeError:  # "deque mutated during iteration"
+            continue
+    return None
+
+
+def in_position_order(records: list[Record]) -> tuple[list[Record], list[int]]:
+    """``records`` sorted by position, and their positions.
+
+    Records are committed in position order except where a signal handler
+    wrote between another write's reserve and commit: checked first, in a
+    C-level pass, and sorted only then.
+    """
+    positions = list(map(_position, records))
+    if sorted(positions) != positions:
+        records = sorted(records, key=_position)
+        positions.sort()
+    return records, positions
 
 
 def read_stream(stream: Stream, since: int | None = None) -> StreamRead:
     """Copy every readable sub-buffer of ``stream`` without stopping its writer.
 
-    Reads from the oldest position still held up to the position published
-    when the read began. With ``since`` (a monotonic timestamp), sub-buffers
-    whose last record is older are passed over without copying them. Each sub-buffer is validated
-    by the positions its first and last records carry: the writer fills a
-    sub-buffer in order, so if both ends hold the expected lap, so does every
-    slot between them. A sub-buffer that fails is skipped whole and returned
-    as a gap, as LTTng's snapshot consumer does.
+    Reads from the oldest position still held up to ``produced`` as
+    published when the read began (read before the copy: a record committed
+    later is not read, and causes no gap). With ``since`` (a monotonic
+    timestamp), leading sub-buffers whose last record is older are passed
+    over. A sub-buffer that lacks one of its positions up to ``produced``
+    (reserved but not yet committed, or overwritten while the reader copied)
+    is skipped whole and returned as a gap, as LTTng's snapshot consumer does.
     """
     channel = stream.channel
     size = channel.subbuf_size
-    produced = stream.pos
-    if channel.mode == "discard":
-        # The writer never passes ``consumed + capacity``: all of it is held,
-        # even after a flushing consume left ``consumed`` inside a sub-buffer.
-        oldest = stream.consumed
-    else:
+    produced = stream.produced()
+    copied = copy_ring(stream.ring)
+    if stream.overwrite:
         # The sub-buffer the writer is in belongs to this lap as a whole: what
         # it held from the previous lap counts as overwritten, as in LTTng.
         filled_to = -(-produced // size) * size
         oldest = max(filled_to - channel.capacity, 0)
+    else:
+        # Read after the copy: the consumer raises ``consumed`` before it
+        # removes records, so every record the copy lacks below ``produced``
+        # is below ``consumed`` or really missing. The writer never keeps more
+        # than ``capacity`` past it: all of it is held, even after a flushing
+        # consume left ``consumed`` inside a sub-buffer.
+        oldest = stream.consumed
     result = StreamRead(begin=oldest, produced=produced)
-    subbuf = oldest - (oldest % size)
+    records, positions = in_position_order(copied or [])
+    lo = bisect_left(positions, oldest)
+    hi = bisect_left(positions, produced)
+    if lo or hi < len(positions):
+        records, positions = records[lo:hi], positions[lo:hi]
+    subbuf = oldest - oldest % size
+    if len(records) == produced - oldest:
+        # Positions are distinct and in order: this is every one of
+        # [oldest, produced), and every sub-buffer is whole.
+        if since is not None:  # pass over sub-buffers whose last record is older
+            while subbuf < produced:
+                last = min(subbuf + size, produced) - 1  # at index last - oldest
+                if records[last - oldest][1] >= since:
+                    break
+                subbuf += size
+            if subbuf > oldest:
+                records, positions = records[subbuf - oldest :], positions[subbuf - oldest :]
+        result.records, result.positions = records, positions
+        return result
+    i = 0
     while subbuf < produced:
         first = max(subbuf, oldest)
         end = min(subbuf + size, produced)
-        chunk = copy_range(stream, first, end)  # one slice: atomic under the GIL
-        head = chunk[0] if chunk else None
-        tail = chunk[-1] if chunk else None
-        if head is not None and tail is not None and head[0] == first and tail[0] == end - 1:
-            if since is None or tail[1] >= since:
-                result.records.extend(chunk)  # type: ignore[arg-type]
+        i = bisect_left(positions, first, i)
+        j = bisect_left(positions, end, i)
+        if j - i == end - first:
+            if since is None or records[j - 1][1] >= since or result.records:
+                result.records.extend(records[i:j])
+                result.positions.extend(positions[i:j])
         else:
             result.gaps.append((subbuf, subbuf + size))
+        i = j
         subbuf += size
     return result

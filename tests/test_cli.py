@@ -82,9 +82,9 @@ def _record() -> Snapshot:
             instrument.event("noisy", i=i)
         me = threading.get_ident()
         (stream,) = [s for s in rec.streams() if s.channel.name == "app" and s.thread_id == me]
-        old = stream.slots[4]
-        # the slot now holds a record of a later lap: the reader skips sub-buffer 1
-        stream.slots[4] = (4 + app.capacity, *old[1:])
+        # position 4 reserved but not committed: the reader skips sub-buffer 1
+        assert stream.ring[4][0] == 4
+        del stream.ring[4]
         return instrument.snapshot()
     finally:
         instrument.stop()

@@ -63,17 +63,15 @@ def record_threads(start_recording: Start, threads: int = 3, calls: int = 12) ->
 
 
 def tear_sub_buffer(rec: Recorder, thread_id: int, channel: str = "main") -> None:
-    """Make one full sub-buffer of a thread's stream look overwritten by a
-    later lap, as when a writer laps into it while a snapshot reads it."""
+    """Make one full sub-buffer of a thread's stream lack a record, as when a
+    writer has reserved a position in it and not committed it yet."""
     (stream,) = [s for s in rec.streams() if s.thread_id == thread_id and s.channel.name == channel]
-    produced = stream.pos
+    produced = stream.produced()
     oldest = max(produced - stream.channel.capacity, 0)
     start = -(-oldest // SIZE) * SIZE + SIZE  # a whole sub-buffer, not the first
     assert start + SIZE <= produced
-    slot = start & stream.mask
-    old = stream.slots[slot]
-    assert old is not None and old[0] == start
-    stream.slots[slot] = (start + stream.channel.capacity, *old[1:])
+    positions = [record[0] for record in stream.ring]
+    del stream.ring[positions.index(start)]
 
 
 def ev(ts: int, name: str, kind: str = "event", tid: int = 7, **fields: Any) -> Event:

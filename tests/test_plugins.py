@@ -30,7 +30,6 @@ from instrument.formats import (
     write_snapshot,
 )
 from instrument.plugins import PluginWarning, hookimpl
-from instrument.stream import Stream
 
 AddPlugin = Callable[..., types.SimpleNamespace]
 
@@ -113,10 +112,12 @@ def test_a_context_plugin_no_channel_uses_leaves_the_plain_write_path(
     add_plugin("tenants", ringtrace_contexts=lambda: {"tenant": tenant.get})
     rec = start_recording()  # the default channel lists no dynamic context
     instrument.event("plain", x=1)
-    assert type(instrument.hotpath._local.routes["plain"]) is Stream
     (stream,) = rec.streams()
-    record = stream.slots[0]
-    assert record is not None and len(record) == 5  # no dynamic-context tuple
+    # the writer pair of the plain path: the stream's ring and position counter
+    append, reserve = instrument.hotpath._local.routes["plain"]
+    assert append.__self__ is stream.ring and reserve.__self__ is stream.counter
+    (record,) = stream.ring
+    assert len(record) == 4  # a point event: no kind, no dynamic-context tuple
 
 
 def test_an_unregistered_context_is_an_unknown_context_again(add_plugin: AddPlugin) -> None:

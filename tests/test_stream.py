@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from itertools import count
 from typing import Any
 
 import pytest
 
 import instrument
-from instrument import Channel, Recorder
-from instrument.stream import UNLIMITED, Stream, copy_range, read_stream
+from instrument import Channel, Recorder, Snapshot
+from instrument.stream import COPY_ATTEMPTS, Stream, read_stream
 
 SIZE = 4
 COUNT = 4
@@ -49,29 +51,28 @@ def discard(start_recording: Callable[..., Recorder]) -> Recorder:
 # -- position arithmetic ------------------------------------------------------
 
 
-def test_each_record_is_stored_at_its_position_masked_by_the_capacity(ring: Recorder) -> None:
+def test_the_ring_holds_the_newest_capacity_records_in_position_order(ring: Recorder) -> None:
     write(CAPACITY + 5)
     stream = my_stream(ring)
-    assert stream.pos == CAPACITY + 5
-    assert stream.mask == CAPACITY - 1
-    for slot, record in enumerate(stream.slots):
-        assert record is not None
-        assert record[0] & stream.mask == slot
-        # the newest lap that reached this slot
-        assert record[0] == (slot + CAPACITY if slot < 5 else slot)
+    assert stream.produced() == CAPACITY + 5
+    assert stream.ring.maxlen == CAPACITY
+    # each of the first 5 was dropped by the record of the next lap at its place
+    assert positions(list(stream.ring)) == list(range(5, CAPACITY + 5))
+    assert all(len(record) == 4 for record in stream.ring)  # point events: no kind
 
 
-def test_positions_are_free_running_far_beyond_32_bits(ring: Recorder) -> None:
+def test_positions_are_free_running_far_beyond_64_bits(ring: Recorder) -> None:
     write(1)
     stream = my_stream(ring)
-    # a writer that has run for ages (an overwrite stream's positions are
-    # bounded only by UNLIMITED, 2**62); not sub-buffer aligned
-    base = UNLIMITED - 4 * CAPACITY - 3
-    assert base > 1 << 60
-    stream.pos = base
+    # a writer that has run for ages; not sub-buffer aligned, crossing 2**64
+    base = (1 << 64) - CAPACITY - 3
+    stream.counter = count(base)
+    routes()["e"] = stream.writer()  # this thread's writer pair, on the new counter
     write(3 * CAPACITY)
     produced = base + 3 * CAPACITY
-    assert stream.pos == produced
+    assert produced > 1 << 64
+    assert stream.produced() == produced  # read from the counter, not advanced
+    assert stream.produced() == produced
     read = read_stream(stream)
     assert read.produced == produced
     assert read.gaps == []
@@ -80,43 +81,7 @@ def test_positions_are_free_running_far_beyond_32_bits(ring: Recorder) -> None:
     filled_to = -(-produced // SIZE) * SIZE
     assert positions(read.records) == list(range(filled_to - CAPACITY, produced))
     assert read.begin == filled_to - CAPACITY
-    assert all(r[0] & stream.mask == i % CAPACITY for i, r in enumerate(read.records, filled_to))
-
-
-@pytest.mark.parametrize(
-    ("written", "first", "overwritten"),
-    [
-        (0, None, 0),
-        (1, 0, 0),
-        (SIZE - 1, 0, 0),
-        (SIZE, 0, 0),
-        (CAPACITY - 1, 0, 0),
-        (CAPACITY, 0, 0),
-        # entering sub-buffer 0 again: its previous lap counts as overwritten
-        (CAPACITY + 1, SIZE, SIZE),
-        (CAPACITY + SIZE, SIZE, SIZE),
-        (CAPACITY + SIZE + 1, 2 * SIZE, 2 * SIZE),
-        (5 * CAPACITY, 4 * CAPACITY, 4 * CAPACITY),
-        (5 * CAPACITY + 3, 4 * CAPACITY + SIZE, 4 * CAPACITY + SIZE),
-    ],
-)
-def test_what_a_snapshot_holds_after_n_writes(
-    ring: Recorder, written: int, first: int | None, overwritten: int
-) -> None:
-    write(written)
-    snap = instrument.snapshot()
-    mine = [s for s in snap.streams if s.channel == "c"]
-    if written == 0:
-        assert mine == []
-        return
-    (info,) = mine
-    assert info.produced == written
-    assert info.first_position == first
-    assert info.last_position == written - 1
-    assert info.overwritten == overwritten
-    assert info.gaps == [] and info.skipped == 0 and info.dropped == 0
-    assert [ev.position for ev in snap.events] == list(range(first or 0, written))
-    assert len(snap.events) + overwritten == written
+    assert read.begin % SIZE == 0
 
 
 # -- overwrite mode -----------------------------------------------------------
@@ -141,7 +106,7 @@ def test_snapshots_repeat_and_do_not_disturb_the_writer(ring: Recorder) -> None:
     write(3)
     later = instrument.snapshot()
     assert [e.position for e in later.events] == list(range(13))
-    assert my_stream(ring).pos == 13
+    assert my_stream(ring).produced() == 13
 
 
 # -- discard mode -------------------------------------------------------------
@@ -151,8 +116,9 @@ def test_discard_keeps_the_oldest_and_counts_drops(discard: Recorder) -> None:
     for i in range(CAPACITY + 7):
         instrument.event("e", i=i)
     stream = my_stream(discard)
-    assert stream.pos == CAPACITY
+    assert stream.produced() == CAPACITY
     assert stream.dropped == 7
+    assert len(stream.ring) == CAPACITY
     snap = instrument.snapshot()
     assert [ev.fields["i"] for ev in snap.events] == list(range(CAPACITY))
     assert snap.dropped == 7 and snap.lost == 7
@@ -171,7 +137,7 @@ def test_consume_takes_whole_sub_buffers_in_order_and_frees_room(discard: Record
     assert all(info.dropped == 2 for info, _ in batches)
     # the room is free again: the next events are kept, not dropped
     stream = my_stream(discard)
-    assert stream.consumed == CAPACITY and stream.limit == 2 * CAPACITY
+    assert stream.consumed == CAPACITY and len(stream.ring) == 0  # taken out of the ring
     for i in range(100, 100 + CAPACITY):
         instrument.event("e", i=i)
     assert stream.dropped == 2
@@ -219,27 +185,52 @@ def test_consume_and_snapshot_agree_on_field_conversion(discard: Recorder) -> No
 # -- lap detection and gaps ---------------------------------------------------
 
 
-class RacingSlots(list):  # type: ignore[type-arg]
-    """Ring slots that let the writer (this same thread) run just before the
-    reader copies a given sub-buffer: a deterministic overwrite-while-reading."""
+class RacingRing(deque):  # type: ignore[type-arg]
+    """A ring that lets the writer (this same thread) run just before the
+    reader copies it: a deterministic write-while-reading."""
 
-    def __init__(self, slots: list[Any], when: int, action: Callable[[], None]):
-        super().__init__(slots)
-        self.when = when  # the position of the copy that triggers the writer
+    def __init__(self, ring: deque[Any], action: Callable[[], None]):
+        super().__init__(ring, ring.maxlen)
         self.action: Callable[[], None] | None = action
 
-    def __getitem__(self, index: Any) -> Any:
-        if type(index) is slice and self.action is not None and index.start == self.when:
-            action, self.action = self.action, None
+    def __iter__(self) -> Iterator[Any]:
+        action, self.action = self.action, None
+        if action is not None:
             action()
-        return super().__getitem__(index)
+        return super().__iter__()
+
+
+class InterruptedRing(deque):  # type: ignore[type-arg]
+    """A ring whose next append first runs ``handler``: the write being
+    committed has its position reserved and is not in the ring yet, as when
+    a signal handler runs between a writer's reserve and commit."""
+
+    def __init__(self, ring: deque[Any], handler: Callable[[], None]):
+        super().__init__(ring, ring.maxlen)
+        self.handler: Callable[[], None] | None = handler
+
+    def append(self, record: Any) -> None:
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            handler()
+        super().append(record)
+
+
+def routes() -> dict[Any, Any]:
+    """This thread's cached writer pairs."""
+    return instrument.hotpath._local.routes  # type: ignore[no-any-return]
+
+
+def replace_ring(stream: Stream, ring: deque[Any]) -> None:
+    stream.ring = ring
+    routes().clear()  # the cached writer pairs were bound to the old ring
 
 
 def test_a_sub_buffer_overwritten_while_read_is_skipped_whole(ring: Recorder) -> None:
     write(CAPACITY)  # the ring is full: positions 0..15
     stream = my_stream(ring)
-    # Just before the reader copies sub-buffer 0, the writer laps into it.
-    stream.slots = RacingSlots(stream.slots, when=0, action=lambda: write(SIZE))
+    # Just before the reader copies the ring, the writer laps into sub-buffer 0.
+    replace_ring(stream, RacingRing(stream.ring, action=lambda: write(SIZE)))
     read = read_stream(stream)
     assert read.produced == CAPACITY  # published when the read began
     assert read.gaps == [(0, SIZE)]
@@ -250,89 +241,170 @@ def test_a_sub_buffer_overwritten_while_read_is_skipped_whole(ring: Recorder) ->
     assert [ev.position for ev in snap.events] == list(range(SIZE, CAPACITY + SIZE))
 
 
+@pytest.mark.parametrize("lapped", [CAPACITY - SIZE, CAPACITY + SIZE])
 def test_a_writer_that_laps_the_reader_turns_each_stale_sub_buffer_into_a_gap(
-    ring: Recorder,
+    ring: Recorder, lapped: int
 ) -> None:
     write(CAPACITY)
     stream = my_stream(ring)
-    # before sub-buffer 1 is copied, the writer writes a whole ring and more
-    stream.slots = RacingSlots(stream.slots, when=SIZE, action=lambda: write(CAPACITY + SIZE))
+    # before the ring is copied, the writer writes most of a ring, or more
+    replace_ring(stream, RacingRing(stream.ring, action=lambda: write(lapped)))
     read = read_stream(stream)
-    assert positions(read.records) == list(range(SIZE))
-    assert read.gaps == [(k, k + SIZE) for k in range(SIZE, CAPACITY, SIZE)]
+    assert read.produced == CAPACITY
+    stale = min(lapped, CAPACITY)  # positions below this were overwritten
+    assert positions(read.records) == list(range(stale, CAPACITY))
+    assert read.gaps == [(k, k + SIZE) for k in range(0, stale, SIZE)]
     for start, end in read.gaps:
         assert (end - start) % SIZE == 0 and start % SIZE == 0
+    assert len(read.records) + sum(e - s for s, e in read.gaps) == read.produced
 
 
 def test_writes_after_the_read_began_are_not_read_and_cause_no_gap(ring: Recorder) -> None:
     write(SIZE + 2)
     stream = my_stream(ring)
-    # the writer adds to its current sub-buffer while the reader copies it
-    stream.slots = RacingSlots(stream.slots, when=SIZE, action=lambda: write(1))
+    # the writer adds to its current sub-buffer while the reader copies the ring
+    replace_ring(stream, RacingRing(stream.ring, action=lambda: write(1)))
     read = read_stream(stream)
     assert read.gaps == []
+    assert read.produced == SIZE + 2
     assert positions(read.records) == list(range(SIZE + 2))
 
 
-@pytest.mark.parametrize("where", ["head", "tail", "middle-of-lap-head"])
-def test_a_slot_holding_another_lap_fails_validation(ring: Recorder, where: str) -> None:
-    write(3 * SIZE)
+@pytest.mark.parametrize(
+    ("at", "handler_events"),
+    [
+        (SIZE, 2 * SIZE - 1),  # the first position of sub-buffer 1
+        (SIZE + 1, 2 * SIZE - 2),  # one in the middle
+        (2 * SIZE - 1, SIZE),  # its last
+        (2 * SIZE + 1, 0),  # in the writer's own, partly filled sub-buffer
+    ],
+)
+def test_a_sub_buffer_with_a_reserved_uncommitted_position_is_skipped_whole(
+    ring: Recorder, at: int, handler_events: int
+) -> None:
+    write(at)
     stream = my_stream(ring)
-    slots = stream.slots
-    if where == "head":  # overwritten by a later lap
-        old = slots[SIZE]
-        assert old is not None
-        slots[SIZE] = (SIZE + CAPACITY, *old[1:])
-    elif where == "tail":  # not yet committed (a free-threaded writer): previous lap
-        old = slots[2 * SIZE - 1]
-        assert old is not None
-        slots[2 * SIZE - 1] = (2 * SIZE - 1 - CAPACITY, *old[1:])
-    else:  # never written at all
-        slots[SIZE] = None
-    read = read_stream(stream)
-    assert read.gaps == [(SIZE, 2 * SIZE)]
-    assert positions(read.records) == [*range(SIZE), *range(2 * SIZE, 3 * SIZE)]
+    produced = at + 1 + handler_events
+    gap = (at - at % SIZE, at - at % SIZE + SIZE)
+    during: list[Snapshot] = []
+
+    def handler() -> None:
+        # position ``at`` is reserved, its record not in the ring yet; the
+        # handler's own events take the next positions and commit first
+        write(handler_events, name="handler")
+        assert positions(read_stream(stream).records) == [
+            p for p in range(produced) if not gap[0] <= p < gap[1]
+        ]
+        during.append(instrument.snapshot())
+
+    replace_ring(stream, InterruptedRing(stream.ring, handler))
+    instrument.event("e")  # takes position ``at``, is interrupted, commits
+    (snap,) = during
+    (info,) = snap.streams
+    assert info.produced == produced
+    assert info.gaps == [gap]
+    assert info.skipped == min(gap[1], produced) - gap[0] and info.skipped_subbufs == 1
+    assert snap.lost == info.skipped and info.overwritten == 0
+    assert info.overwritten + len(snap.events) + info.skipped == info.produced
+    # Committed now, after the handler's events: the ring holds it out of
+    # position order; a reader puts it back, with no gap.
+    assert positions(list(stream.ring))[-1] == at
+    snap = instrument.snapshot()
+    assert snap.streams[0].gaps == [] and snap.lost == 0
+    assert [ev.position for ev in snap.events] == list(range(produced))
+    stamps = [ev.timestamp for ev in snap.events]
+    assert stamps == sorted(stamps)  # timestamps follow positions
+    assert snap.events[at].name == "e"
+
+
+@pytest.mark.parametrize("failures", [COPY_ATTEMPTS - 1, COPY_ATTEMPTS])
+def test_a_ring_that_cannot_be_copied_is_skipped_and_counted(ring: Recorder, failures: int) -> None:
+    """Without the GIL a writer may change the ring during the reader's copy
+    ("deque mutated during iteration"): the reader tries again, and after
+    too many failures skips what it could not read, counting it."""
+    write(CAPACITY + 2)
+    stream = my_stream(ring)
+
+    class MutatingRing(deque):  # type: ignore[type-arg]
+        left = failures
+
+        def __iter__(self) -> Iterator[Any]:
+            if self.left:
+                self.left -= 1
+                raise RuntimeError("deque mutated during iteration")
+            return super().__iter__()
+
+    replace_ring(stream, MutatingRing(stream.ring, stream.ring.maxlen))
     snap = instrument.snapshot()
     (info,) = snap.streams
-    assert info.gaps == [(SIZE, 2 * SIZE)]
-    assert info.skipped == SIZE and info.skipped_subbufs == 1
-    assert snap.skipped == SIZE and snap.lost == SIZE
+    assert info.produced == CAPACITY + 2 and info.overwritten == SIZE
+    if failures < COPY_ATTEMPTS:
+        assert info.gaps == [] and len(snap.events) == CAPACITY - SIZE + 2
+    else:
+        assert snap.events == []
+        assert info.gaps == [(k, k + SIZE) for k in range(SIZE, CAPACITY + SIZE, SIZE)]
+        assert info.skipped == CAPACITY - SIZE + 2
+    assert info.overwritten + len(snap.events) + info.skipped == info.produced
+
+
+def test_consume_takes_a_sub_buffer_only_once_every_position_is_committed(
+    discard: Recorder,
+) -> None:
+    write(SIZE - 1)
+    stream = my_stream(discard)
+    during: list[Any] = []
+
+    def handler() -> None:
+        # position SIZE - 1 is taken, its record not in the ring yet
+        write(SIZE, name="handler")
+        during.append(list(instrument.consume(flush=True)))
+        during.append(instrument.snapshot())
+
+    replace_ring(stream, InterruptedRing(stream.ring, handler))
+    instrument.event("e")
+    batches, snap = during
+    assert batches == []  # sub-buffer 0 is incomplete, and sub-buffers go in order
+    (info,) = snap.streams
+    assert info.gaps == [(0, SIZE)] and info.skipped == SIZE
+    assert [ev.position for ev in snap.events] == list(range(SIZE, 2 * SIZE))
+    # committed after the handler's events; taken in position order
+    assert positions(list(stream.ring))[-1] == SIZE - 1
+    batches = list(instrument.consume())
+    assert [[ev.position for ev in batch] for _, batch in batches] == [
+        list(range(SIZE)),
+        list(range(SIZE, 2 * SIZE)),
+    ]
+    assert batches[0][1][SIZE - 1].name == "e"
+    assert stream.consumed == 2 * SIZE and len(stream.ring) == 0
+    assert stream.dropped == 0
 
 
 def test_read_stream_since_passes_over_old_sub_buffers(ring: Recorder) -> None:
     write(2 * SIZE)
     stream = my_stream(ring)
-    cut = stream.slots[SIZE + 1]
-    assert cut is not None
+    held = list(stream.ring)
+    cut = held[SIZE + 1]
     read = read_stream(stream, since=cut[1])
-    # whole sub-buffers whose last record is older are not copied
+    # whole sub-buffers whose last record is older are not read
     assert positions(read.records)[0] == SIZE
     snap = instrument.snapshot(since=cut[1])
     assert all(ev.timestamp >= cut[1] for ev in snap.events)
-    assert [ev.position for ev in snap.events] == [
-        p
-        for p in range(2 * SIZE)
-        if stream.slots[p][1] >= cut[1]  # type: ignore[index]
-    ]
+    assert [ev.position for ev in snap.events] == [r[0] for r in held if r[1] >= cut[1]]
 
 
-def test_copy_range_unwraps_the_ring(ring: Recorder) -> None:
-    write(CAPACITY + 3)
-    stream = my_stream(ring)
-    assert positions(copy_range(stream, CAPACITY - 2, CAPACITY + 3)) == list(
-        range(CAPACITY - 2, CAPACITY + 3)
-    )
-    assert positions(copy_range(stream, 4, 8)) == [4, 5, 6, 7]
-    assert copy_range(stream, 5, 5) == []
-
-
-def test_a_fresh_stream_is_empty_and_its_limit_follows_the_mode() -> None:
+def test_a_fresh_stream_is_empty_and_its_writer_follows_the_mode() -> None:
     me = threading.current_thread()
     over = Stream(Channel("o", subbuf_size=SIZE, num_subbuf=COUNT), me, {"pid": 1})
     disc = Stream(Channel("d", subbuf_size=SIZE, num_subbuf=COUNT, mode="discard"), me, {})
-    assert over.limit == UNLIMITED and disc.limit == CAPACITY
-    assert over.slots == [None] * CAPACITY
-    read = read_stream(over)
-    assert read.records == [] and read.gaps == [] and read.produced == 0
+    assert over.ring.maxlen == CAPACITY and len(over.ring) == 0
+    assert disc.ring.maxlen is None and len(disc.ring) == 0  # bounded by append_discard
+    append, reserve = over.writer()
+    assert append.__self__ is over.ring and reserve.__self__ is over.counter  # type: ignore[attr-defined]
+    append, reserve = disc.writer()
+    assert append == disc.append_discard and reserve() == 0
+    for stream in (over, disc):
+        assert stream.produced() == 0
+        read = read_stream(stream)
+        assert read.records == [] and read.gaps == [] and read.produced == 0
     assert over.thread_id == me.ident and over.current_thread_name() == me.name
     assert over.static == {"pid": 1}

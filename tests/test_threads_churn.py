@@ -54,13 +54,14 @@ def traced_memory() -> Iterator[None]:
 def stream_bytes(stream: Stream) -> int:
     """What one full stream holds, from ``sys.getsizeof`` of its parts.
 
-    Each slot holds a record tuple with its own position and timestamp ints
-    and a fields dict; names and kinds are shared strings, counted nowhere.
+    The ring holds record tuples, each with its own position and timestamp
+    ints and a fields dict; names are shared strings, counted nowhere.
     """
-    total = sys.getsizeof(stream) + sys.getsizeof(stream.slots) + sys.getsizeof(stream.static)
-    for record in stream.slots:
-        assert record is not None
-        pos, ts, _kind, _name, fields = record[:5]
+    total = sys.getsizeof(stream) + sys.getsizeof(stream.ring) + sys.getsizeof(stream.static)
+    total += sys.getsizeof(stream.counter)
+    assert len(stream.ring) == stream.capacity
+    for record in stream.ring:
+        pos, ts, _name, fields = record
         total += sys.getsizeof(record) + sys.getsizeof(pos) + sys.getsizeof(ts)
         total += sys.getsizeof(fields) + sum(sys.getsizeof(v) for v in fields.values())
     return total
@@ -98,7 +99,7 @@ def test_10000_short_lived_threads_keep_memory_under_the_retained_stream_cap(
     assert wait_until(lambda: len(rec.streams()) == CAP and rec.evicted == THREADS - CAP)
     retained = rec.streams()
     assert all(not s.alive for s in retained)
-    assert all(s.pos == EVENTS for s in retained)
+    assert all(s.produced() == EVENTS for s in retained)
 
     # The bound: the cap's streams plus those of one wave still running (or
     # ended and not yet evicted), each as big as a full ring can be; plus what
