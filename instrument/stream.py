@@ -226,10 +226,12 @@ def read_stream(stream: Stream, since: int | None = None) -> StreamRead:
     else:
         # Read after the copy: the consumer raises ``consumed`` before it
         # removes records, so every record the copy lacks below ``produced``
-        # is below ``consumed`` or really missing. The writer never keeps more
-        # than ``capacity`` past it: all of it is held, even after a flushing
-        # consume left ``consumed`` inside a sub-buffer.
-        oldest = stream.consumed
+        # is below ``consumed`` or really missing (and a consumer that ran
+        # since ``produced`` was read may have taken records beyond it). The
+        # writer never keeps more than ``capacity`` past it: all of it is
+        # held, even after a flushing consume left ``consumed`` inside a
+        # sub-buffer.
+        oldest = min(stream.consumed, produced)
     result = StreamRead(begin=oldest, produced=produced)
     records, positions = in_position_order(copied or [])
     lo = bisect_left(positions, oldest)

@@ -379,6 +379,30 @@ def test_consume_takes_a_sub_buffer_only_once_every_position_is_committed(
     assert stream.dropped == 0
 
 
+def test_a_consumer_running_while_a_snapshot_copies_causes_no_gap(discard: Recorder) -> None:
+    write(SIZE + 1)
+    stream = my_stream(discard)
+    taken: list[Any] = []
+
+    def write_and_consume() -> None:
+        # after the reader read ``produced``, before its copy: the writer
+        # writes one more, and a flushing consumer takes everything, up to a
+        # position inside the sub-buffer the reader saw as the last
+        write(1)
+        taken.extend(instrument.consume(flush=True))
+
+    replace_ring(stream, RacingRing(stream.ring, write_and_consume))
+    read = read_stream(stream)
+    assert [[ev.position for ev in batch] for _, batch in taken] == [
+        list(range(SIZE)),
+        list(range(SIZE, SIZE + 2)),
+    ]
+    assert read.produced == SIZE + 1
+    assert read.records == [] and read.gaps == []  # consumed, not lost
+    snap = instrument.snapshot()
+    assert snap.events == [] and snap.lost == 0
+
+
 def test_read_stream_since_passes_over_old_sub_buffers(ring: Recorder) -> None:
     write(2 * SIZE)
     stream = my_stream(ring)
