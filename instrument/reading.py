@@ -29,6 +29,7 @@ _new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python ca
 # Columns of a record: (position, timestamp, name, fields[, kind[, context]]).
 _position, _stamp, _name, _fields, _kind, _context = map(itemgetter, range(6))
 _EVENT_KIND = (EVENT,)  # appended to a point event's record, it is item 4
+_CHUNK = 8192  # records converted together (see _events_of)
 _is_dict = dict.__instancecheck__
 _is_int = int.__instancecheck__
 _is_int_type = frozenset((int, bool)).__contains__
@@ -120,50 +121,66 @@ def _events_of(
     info: StreamInfo,
     records: list[Record],
     convert: _FieldConverter,
-    positions: Iterable[int] | None = None,
+    positions: list[int] | None = None,
 ) -> list[Event]:
-    if not records:
-        return []
+    """The events of ``records`` (one stream's, in position order), with
+    ``positions`` their positions if already known."""
     static = {k: v for k, v in stream.static.items() if k not in ("thread_id", "thread_name")}
     if "pid" not in stream.channel.contexts:
         static.pop("pid", None)
     dynamic = [n for n in stream.channel.contexts if n not in ("thread", "pid")]
+    events: list[Event] = []
+    latest = 0  # the latest timestamp so far
     # Column by column, in C-level passes: a snapshot converts a million
-    # records, and a Python-level step per record is most of its cost.
-    stamps = list(map(_stamp, records))
-    if sorted(stamps) != stamps:  # a C-level pass; almost always in order
-        # A signal handler (or context provider) that recorded between
-        # another event's clock read and its store took the lower position
-        # with the later time: the interrupted event gets that time, so that
-        # a stream's timestamps follow its positions (the formats rely on it).
-        stamps = list(accumulate(stamps, max))
-    fields = convert.column(list(map(_fields, records)), stamps)
-    contexts: Iterable[dict[str, Any]]
-    if dynamic and len(records[0]) == 6:
-        limit = convert.limit
-        hides = convert.redactor.hides
-        contexts = []
-        for values in map(_context, records):
-            ctx = dict(static)
-            for key, value in zip(dynamic, values, strict=False):
-                ctx[key] = "[redacted]" if hides(key) else plain_value(value, limit)
-            contexts.append(ctx)
-    else:
-        contexts = repeat(static)
-    tid, tname, chan = repeat(info.thread_id), repeat(info.thread_name), repeat(info.channel)
-    names = map(_name, records)
-    if positions is None:
-        positions = map(_position, records)
-    kinds: Iterable[str]
-    lengths = set(map(len, records))
-    if lengths == {4}:  # point events only
-        kinds = repeat(EVENT)
-    elif 4 in lengths:  # mixed: give point events their kind, in C
-        kinds = map(_kind, map(add, records, repeat(_EVENT_KIND)))
-    else:
-        kinds = map(_kind, records)
-    rows = zip(stamps, names, kinds, tid, tname, fields, contexts, chan, positions, strict=False)
-    return list(map(_new_event, rows))
+    # records, and a Python-level step per record is most of its cost. A
+    # chunk at a time, so that the records a pass touches are still in the
+    # CPU's cache for the next pass.
+    for start in range(0, len(records), _CHUNK):
+        chunk = records[start : start + _CHUNK] if len(records) > _CHUNK else records
+        stamps = list(map(_stamp, chunk))
+        if stamps[0] < latest or sorted(stamps) != stamps:  # almost always in order
+            # A signal handler (or context provider) that recorded in the
+            # middle of another write left the stream's timestamps out of
+            # position order: each is raised to the latest before it, so
+            # that a stream's timestamps follow its positions (the formats
+            # rely on it).
+            stamps = list(accumulate(stamps, max, initial=latest))[1:]
+        latest = stamps[-1]
+        fields = convert.column(list(map(_fields, chunk)), stamps)
+        contexts: Iterable[dict[str, Any]]
+        if dynamic and len(chunk[0]) == 6:
+            limit = convert.limit
+            hides = convert.redactor.hides
+            contexts = []
+            for values in map(_context, chunk):
+                ctx = dict(static)
+                for key, value in zip(dynamic, values, strict=False):
+                    ctx[key] = "[redacted]" if hides(key) else plain_value(value, limit)
+                contexts.append(ctx)
+        else:
+            contexts = repeat(static)
+        kinds: Iterable[str]
+        lengths = set(map(len, chunk))
+        if lengths == {4}:  # point events only
+            kinds = repeat(EVENT)
+        elif 4 in lengths:  # mixed: give point events their kind, in C
+            kinds = map(_kind, map(add, chunk, repeat(_EVENT_KIND)))
+        else:
+            kinds = map(_kind, chunk)
+        rows = zip(
+            stamps,
+            map(_name, chunk),
+            kinds,
+            repeat(info.thread_id),
+            repeat(info.thread_name),
+            fields,
+            contexts,
+            repeat(info.channel),
+            map(_position, chunk) if positions is None else positions[start : start + _CHUNK],
+            strict=False,
+        )
+        events.extend(map(_new_event, rows))
+    return events
 
 
 def take_snapshot(recorder: Recorder, since: int | None = None) -> Snapshot:

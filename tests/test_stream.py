@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import Channel, Recorder, Snapshot
+from instrument import Channel, Recorder, Snapshot, reading
 from instrument.stream import COPY_ATTEMPTS, Stream, read_stream
 
 SIZE = 4
@@ -401,6 +401,32 @@ def test_a_consumer_running_while_a_snapshot_copies_causes_no_gap(discard: Recor
     assert read.records == [] and read.gaps == []  # consumed, not lost
     snap = instrument.snapshot()
     assert snap.events == [] and snap.lost == 0
+
+
+def test_timestamps_out_of_position_order_are_raised_across_the_whole_stream(
+    start_recording: Callable[..., Recorder],
+) -> None:
+    """A write interrupted between its clock read and its reserve (``emit``
+    reads the clock first) holds an earlier time than the handler's writes
+    just before it in position order; a snapshot raises it to the latest
+    time before it, however many records the stream holds (the reader
+    converts them a chunk at a time)."""
+    chunk = reading._CHUNK
+    rec = start_recording(Channel("c", subbuf_size=chunk, num_subbuf=4))
+    write(2 * chunk + 5)
+    stream = my_stream(rec)
+    held = list(stream.ring)
+    early = held[chunk - 10][1]
+    for p in (chunk, 2 * chunk + 1):  # the first of a chunk, and one inside one
+        held[p] = (p, early, *held[p][2:])
+    stream.ring.clear()
+    stream.ring.extend(held)
+    snap = instrument.snapshot()
+    stamps = [ev.timestamp for ev in snap.events]
+    assert [ev.position for ev in snap.events] == list(range(2 * chunk + 5))
+    assert stamps == sorted(stamps)
+    assert stamps[chunk] == held[chunk - 1][1]
+    assert stamps[2 * chunk + 1] == held[2 * chunk][1]
 
 
 def test_read_stream_since_passes_over_old_sub_buffers(ring: Recorder) -> None:
