@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_builders import ev, stream_info
 
 import instrument
 from instrument import Channel, Event, Recorder, Snapshot, StreamInfo
@@ -74,25 +75,9 @@ def tear_sub_buffer(rec: Recorder, thread_id: int, channel: str = "main") -> Non
     del stream.ring[positions.index(start)]
 
 
-def ev(ts: int, name: str, kind: str = "event", tid: int = 7, **fields: Any) -> Event:
-    return Event(ts, name, kind, tid, f"t{tid}", fields, {"pid": 42}, "main", ts)
-
-
 def stream(tid: int = 7, **kw: Any) -> StreamInfo:
-    base: dict[str, Any] = dict(
-        channel="main",
-        thread_id=tid,
-        thread_name=f"t{tid}",
-        alive=True,
-        mode="overwrite",
-        subbuf_size=SIZE,
-        num_subbuf=4,
-        produced=100,
-        first_position=10,
-        last_position=99,
-    )
-    base.update(kw)
-    return StreamInfo(**base)
+    positions: dict[str, Any] = dict(produced=100, first_position=10, last_position=99)
+    return stream_info(tid, SIZE, **{**positions, **kw})
 
 
 def hand_built() -> Snapshot:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_builders import ev, stream_info
 
 import instrument
 from instrument import Channel, Event, Recorder, Snapshot, StreamInfo
@@ -158,25 +159,9 @@ def record_threads(start_recording: Start, threads: int = 3) -> Snapshot:
     return instrument.snapshot()
 
 
-def ev(ts: int, name: str, kind: str = "event", tid: int = 7, **fields: Any) -> Event:
-    return Event(ts, name, kind, tid, f"t{tid}", fields, {"pid": 42}, "main", ts)
-
-
 def info(tid: int = 7, **kw: Any) -> StreamInfo:
-    base: dict[str, Any] = dict(
-        channel="main",
-        thread_id=tid,
-        thread_name=f"t{tid}",
-        alive=True,
-        mode="overwrite",
-        subbuf_size=SIZE,
-        num_subbuf=4,
-        produced=10,
-        first_position=0,
-        last_position=9,
-    )
-    base.update(kw)
-    return StreamInfo(**base)
+    positions: dict[str, Any] = dict(produced=10, first_position=0, last_position=9)
+    return stream_info(tid, SIZE, **{**positions, **kw})
 
 
 def snapshot(events: list[Event], streams: list[StreamInfo] | None = None, **kw: Any) -> Snapshot:
