@@ -383,7 +383,11 @@ def test_a_directory(tmp_path: Path) -> None:
     expect_error(tmp_path, "directory")
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n", gzip.compress(b"")])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"  \n", gzip.compress(b"", mtime=0)],
+    ids=["empty", "blank", "empty-gzip"],
+)
 def test_empty_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "empty.json"
     path.write_bytes(content)
@@ -416,6 +420,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
         b"\x1f\x8b" + b"garbage that is not deflate data" * 4,
         b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(256)),
     ],
+    ids=["not-deflate", "bad-deflate"],
 )
 def test_gzip_garbage(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "junk.json.gz"
