@@ -8,10 +8,10 @@ event, only on channels that list it in ``Channel.contexts``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 
@@ -23,11 +23,12 @@ STATIC_CONTEXTS = frozenset({"thread", "pid"})
 
 Provider = Callable[[], object]
 
-_get_running_loop = asyncio._get_running_loop
-
 
 def _task_name() -> object:
-    if _get_running_loop() is None:
+    # No task can run before asyncio is imported: importing it here would
+    # cost every program a third of the kit's import time for nothing.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or asyncio._get_running_loop() is None:
         return None
     task = asyncio.current_task()
     return None if task is None else task.get_name()
