@@ -21,11 +21,19 @@ environment); traced code then costs about one wrapt pass-through.
 
 from .channel import Channel
 from .context import register_context, unregister_context
-from .control import consume, recorder, recording, snapshot, start, start_from_environment, stop
+from .control import (
+    active_recorder,
+    consume,
+    recording,
+    snapshot,
+    start,
+    start_from_environment,
+    stop,
+)
 from .hotpath import event
+from .model import Event, Snapshot, SnapshotFileError, StreamInfo
 from .patching import Patch, patch, patch_module, patched, unpatch
 from .recorder import Recorder
-from .snapshot import Event, Snapshot, StreamInfo
 from .tracing import span, trace
 from .triggers import Triggers, dump, dump_off, dump_on
 
@@ -35,8 +43,10 @@ __all__ = [
     "Patch",
     "Recorder",
     "Snapshot",
+    "SnapshotFileError",
     "StreamInfo",
     "Triggers",
+    "active_recorder",
     "consume",
     "dump",
     "dump_off",
@@ -45,7 +55,6 @@ __all__ = [
     "patch",
     "patch_module",
     "patched",
-    "recorder",
     "recording",
     "register_context",
     "snapshot",

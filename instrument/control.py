@@ -8,10 +8,10 @@ from collections.abc import Iterable, Iterator
 
 from . import hotpath
 from .channel import Channel
+from .model import Event, Snapshot, StreamInfo
 from .reading import consume as _consume
 from .reading import take_snapshot
 from .recorder import Recorder
-from .snapshot import Event, Snapshot, StreamInfo
 from .values import DEFAULT_MAX_FIELD_CHARS
 
 _lock = threading.Lock()
@@ -64,7 +64,7 @@ def recording() -> bool:
     return hotpath.active() is not None
 
 
-def recorder() -> Recorder | None:
+def active_recorder() -> Recorder | None:
     """The recorder in use, or ``None`` when not recording."""
     return hotpath.active()
 

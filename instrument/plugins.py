@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .formats import Format
-    from .snapshot import Snapshot
+    from .model import Snapshot
 
 PROJECT = "ringtrace"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -2,7 +2,7 @@
 
 Neither ever blocks a writer. A snapshot reads each stream with
 :func:`instrument.stream.read_stream`, turns records into plain
-:class:`~instrument.snapshot.Event` objects, and merges them by timestamp.
+:class:`~instrument.model.Event` objects, and merges them by timestamp.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from itertools import accumulate, chain, compress, islice, repeat, starmap
 from operator import add, is_, itemgetter
 from typing import Any
 
+from .model import Event, Snapshot, StreamInfo
 from .recorder import Recorder
-from .snapshot import Event, Snapshot, StreamInfo
 from .stream import COPY_ATTEMPTS, EVENT, Record, Stream, copy_ring, in_position_order, read_stream
 from .values import Redactor, plain_value
 
@@ -42,7 +42,7 @@ class _FieldConverter:
     Most streams hold scalars under the same few field names: a whole
     stream is checked with a few C-level passes and its dicts are used as
     they are, shared with the ring (a snapshot's fields are read-only, see
-    :class:`~instrument.snapshot.Event`; the ring never changes them); only a
+    :class:`~instrument.model.Event`; the ring never changes them); only a
     stream that fails the check is converted dict by dict, into new dicts.
     """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from instrument.formats import format_names, formats, get_format, write_snapshot
-from instrument.snapshot import Event, Snapshot
+from instrument.model import Event, Snapshot
 
 from . import render, stats
 

@@ -121,7 +121,7 @@ def ringtrace(request: pytest.FixtureRequest) -> Generator[RingtraceFixture, Non
     config = request.config
     session = config.pluginmanager.get_plugin(PLUGIN_NAME)
     started: Recorder | None = None
-    if instrument.recorder() is None:
+    if instrument.active_recorder() is None:
         settings = config.stash.get(SETTINGS, Settings())
         channel = instrument.Channel(
             subbuf_size=settings.subbuf_size, num_subbuf=settings.num_subbuf
@@ -131,7 +131,7 @@ def ringtrace(request: pytest.FixtureRequest) -> Generator[RingtraceFixture, Non
     since = state.since if state is not None and state.since else time.monotonic_ns()
 
     def current() -> Recorder | None:
-        active = instrument.recorder()
+        active = instrument.active_recorder()
         if active is not None:
             return active
         if started is not None:
@@ -140,5 +140,5 @@ def ringtrace(request: pytest.FixtureRequest) -> Generator[RingtraceFixture, Non
         return recording.current() if recording is not None else None
 
     yield RingtraceFixture(since, current)
-    if started is not None and instrument.recorder() is started:
+    if started is not None and instrument.active_recorder() is started:
         instrument.stop()

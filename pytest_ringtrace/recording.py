@@ -30,7 +30,7 @@ class SessionRecording:
 
     def start(self, packages: Sequence[str]) -> None:
         """Start recording (unless already on) and trace ``packages``."""
-        active = instrument.recorder()
+        active = instrument.active_recorder()
         if active is None:
             self.recorder = instrument.start(self.channels, max_dead_streams=self.max_dead_streams)
             self.owned = True
@@ -45,16 +45,16 @@ class SessionRecording:
         A test that stops the recorder leaves it readable; one that starts
         its own is recording the code under test, so that one is read.
         """
-        return instrument.recorder() or self.recorder
+        return instrument.active_recorder() or self.recorder
 
     def ensure(self) -> None:
         """Before a test: if a previous test stopped our recorder, record again."""
-        if self.owned and instrument.recorder() is None:
+        if self.owned and instrument.active_recorder() is None:
             self.recorder = instrument.start(self.channels, max_dead_streams=self.max_dead_streams)
 
     def resize(self, channels: Sequence[Channel]) -> bool:
         """Record on fresh rings of ``channels`` (a marker asked); False if not ours."""
-        active = instrument.recorder()
+        active = instrument.active_recorder()
         if not self.owned or (active is not None and active is not self.recorder):
             return False
         if active is not None:
@@ -64,7 +64,7 @@ class SessionRecording:
 
     def restore(self) -> None:
         """After a resized test: back to fresh rings of the session's channels."""
-        active = instrument.recorder()
+        active = instrument.active_recorder()
         if active is not None and active is not self.recorder:
             return  # the test left its own recorder running: not ours to stop
         if active is not None:
@@ -79,6 +79,10 @@ class SessionRecording:
             except Exception as exc:
                 warn(f"cannot unpatch {group.package!r}: {describe(exc)}")
         self._patches.clear()
-        if self.owned and self.recorder is not None and instrument.recorder() is self.recorder:
+        if (
+            self.owned
+            and self.recorder is not None
+            and instrument.active_recorder() is self.recorder
+        ):
             instrument.stop()
         self.owned = False

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from instrument.snapshot import Event, Snapshot, StreamInfo
+from instrument.model import Event, Snapshot, StreamInfo
 
 # One way to describe an event's fields and a duration, shared with the
 # failure section of the pytest plugin (report.py).

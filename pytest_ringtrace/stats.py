@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from instrument.snapshot import Event, Snapshot
+from instrument.model import Event, Snapshot
 
 from .render import PLAIN, Style, format_count, format_fields, table, thread_labels
 from .report import format_duration

@@ -49,7 +49,7 @@ def start_recording() -> Iterator[Callable[..., Recorder]]:
         return rec
 
     yield start
-    if started and instrument.recorder() is started[-1]:
+    if started and instrument.active_recorder() is started[-1]:
         instrument.stop()
 
 

@@ -20,7 +20,7 @@ from snapshot_builders import ev, stream_info
 import instrument
 from instrument import Channel, Event, Recorder, Snapshot, StreamInfo
 from instrument.formats import FormatError, format_names, get_format, json_format, write_snapshot
-from instrument.snapshot import SnapshotFileError
+from instrument.model import SnapshotFileError
 
 Start = Callable[..., Recorder]
 

@@ -451,7 +451,7 @@ def test_each_mistake_gets_a_clear_error_and_changes_nothing(
 ) -> None:
     if case.recording:
         start_recording()
-    before = (instrument.recorder(), instrument.patched())
+    before = (instrument.active_recorder(), instrument.patched())
     if issubclass(case.raises, Warning):
         with pytest.warns(case.raises) as caught:
             case.call(tmp_path)
@@ -466,7 +466,7 @@ def test_each_mistake_gets_a_clear_error_and_changes_nothing(
         text = str(raised.value)
         assert re.search(case.message, text), text
         assert "\n" not in text.strip()  # one line: readable in any report
-    assert (instrument.recorder(), instrument.patched()) == before
+    assert (instrument.active_recorder(), instrument.patched()) == before
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 

@@ -80,7 +80,7 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     with open("left-running.txt", "w") as out:
-        out.write(str(instrument.recorder() is config._outer))
+        out.write(str(instrument.active_recorder() is config._outer))
     instrument.stop()
 """,
     )

@@ -393,10 +393,10 @@ def test_explicit_channel_bypasses_the_globs(start_recording: Callable[..., Reco
 
 
 def test_start_stop_life_cycle() -> None:
-    assert not instrument.recording() and instrument.recorder() is None
+    assert not instrument.recording() and instrument.active_recorder() is None
     rec = instrument.start()
     try:
-        assert instrument.recording() and instrument.recorder() is rec
+        assert instrument.recording() and instrument.active_recorder() is rec
         with pytest.raises(RuntimeError, match="already recording"):
             instrument.start()
         instrument.event("one")

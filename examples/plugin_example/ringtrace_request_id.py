@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import IO
 
 from instrument.formats import Format
+from instrument.model import Snapshot
 from instrument.plugins import hookimpl
-from instrument.snapshot import Snapshot
 
 #: The current request's id; ``None`` outside a request.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

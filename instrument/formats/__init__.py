@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import plugins
-from ..snapshot import Snapshot
+from ..model import Snapshot
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..snapshot import Event, Snapshot, StreamInfo
+from ..model import Event, Snapshot, StreamInfo
 from . import Format
 
 #: CTF packet magic number.

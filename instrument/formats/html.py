@@ -24,7 +24,7 @@ written by :func:`write_html`:
   relative to it (the failure, when a test failed). ``marks``: ``[key, t]``
   for metadata ``*_ns`` values that are times on the same clock (the pytest
   plugin's ``failure_ns``), drawn as lines.
-* ``lanes``: one per stream, every :class:`~instrument.snapshot.StreamInfo`
+* ``lanes``: one per stream, every :class:`~instrument.model.StreamInfo`
   field plus ``events`` (count), ``skipped``, ``skipped_subbufs`` and
   ``synthetic`` (a lane made up for events whose stream the snapshot does
   not list, as in a hand-made snapshot).
@@ -44,7 +44,7 @@ written by :func:`write_html`:
 Values JSON cannot carry, or a browser would read wrongly, are written as
 strings: ``NaN`` and infinities, integers beyond 2**53, non-string keys;
 other objects as a bounded ``repr``. :func:`read_html` reads a timeline back
-into a :class:`~instrument.snapshot.Snapshot`, equal to the one written but
+into a :class:`~instrument.model.Snapshot`, equal to the one written but
 for those values.
 """
 
@@ -59,7 +59,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..snapshot import Event, Snapshot, StreamInfo
+from ..model import Event, Snapshot, StreamInfo
 from ..values import safe_repr
 from . import Format
 

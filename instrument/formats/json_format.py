@@ -106,7 +106,7 @@ Values
 
 Reading is validation: a missing, empty, truncated, corrupt (including bad
 gzip), foreign or wrong-version file raises
-:class:`instrument.snapshot.SnapshotFileError` (a ``ValueError``) with a
+:class:`instrument.model.SnapshotFileError` (a ``ValueError``) with a
 one-line message. Nothing in the file is ever executed.
 """
 
@@ -125,7 +125,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from ..snapshot import Event, Snapshot, SnapshotFileError, StreamInfo
+from ..model import Event, Snapshot, SnapshotFileError, StreamInfo
 from . import Format, open_for_reading
 
 SCHEMA = "ringtrace-snapshot"

@@ -72,7 +72,7 @@ import json
 import math
 from typing import Any
 
-from ..snapshot import Event, Snapshot, StreamInfo
+from ..model import Event, Snapshot, StreamInfo
 from ..values import plain_value, safe_repr, truncate
 from . import Format
 from .json_format import BinaryOut
