@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from .tracing import FieldSpec, TracedFunction, make_wrapper
+from .tracing import FieldSpec, TracedFunction, make_wrapper, unwrap_descriptor
 
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _lock = threading.RLock()
@@ -97,10 +97,10 @@ class Patch(_Undoable):
         # A TracedFunction around a classmethod passes isinstance(classmethod)
         # (wrapt proxies __class__): test the object itself first.
         if isinstance(original, TracedFunction) or isinstance(
-            _unwrap_descriptor(original), TracedFunction
+            unwrap_descriptor(original), TracedFunction
         ):
             return  # already traced by @trace: never wrap twice
-        if not callable(_unwrap_descriptor(original)):
+        if not callable(unwrap_descriptor(original)):
             raise TypeError(f"patch target {self.target!r} is not callable: {original!r}")
         wrapper = make_wrapper(original, **self.options)
         self._parent, self._attribute, self._original = parent, attribute, original
@@ -141,10 +141,6 @@ class Patch(_Undoable):
     def __repr__(self) -> str:
         state = "applied" if self.applied else "cancelled" if self.cancelled else "pending"
         return f"<Patch {self.target} {state}>"
-
-
-def _unwrap_descriptor(obj: Any) -> Any:
-    return obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
 
 
 def _forget_hook(module: str, hook: Any) -> None:
@@ -278,7 +274,7 @@ def _callables_of(module: ModuleType, package: str) -> Iterable[str]:
             for meth, member in list(vars(obj).items()):
                 if meth.startswith("__") and meth not in _TRACED_DUNDERS:
                     continue
-                if inspect.isfunction(_unwrap_descriptor(member)):
+                if inspect.isfunction(unwrap_descriptor(member)):
                     yield f"{mod}:{attr}.{meth}"
 
 

@@ -34,7 +34,8 @@ def _limit() -> int:
     return recorder.max_field_chars if recorder is not None else DEFAULT_MAX_FIELD_CHARS
 
 
-def _unwrap_descriptor(func: Any) -> Any:
+def unwrap_descriptor(func: Any) -> Any:
+    """The function inside a classmethod or staticmethod, else ``func``."""
     return func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
 
 
@@ -42,7 +43,7 @@ def _capture_for(func: Any, fields: FieldSpec) -> hotpath.Capture | None:
     """A function that turns call arguments into entry fields, or ``None``."""
     if fields is None:
         return None
-    target = _unwrap_descriptor(func)
+    target = unwrap_descriptor(func)
     sig = inspect.signature(target)
     params = list(sig.parameters)
     if isinstance(fields, str):
@@ -202,7 +203,7 @@ def _async_generator_wrapper(
 
 def default_name(func: Any) -> str:
     """``module.qualname`` of ``func``: the event name ``@trace`` uses."""
-    target = _unwrap_descriptor(func)
+    target = unwrap_descriptor(func)
     module = getattr(target, "__module__", None) or "?"
     qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", "?")
     return f"{module}.{qualname}"
@@ -223,7 +224,7 @@ def make_wrapper(
     key: Any = event_name if channel is None else (channel, event_name)
     capture = _capture_for(func, fields)
     finish = _finish_for(retval)
-    target = _unwrap_descriptor(func)
+    target = unwrap_descriptor(func)
     if inspect.isasyncgenfunction(target):
         return _async_generator_wrapper(key, event_name, capture, finish)  # type: ignore[no-any-return]
     if inspect.iscoroutinefunction(target):
@@ -303,7 +304,7 @@ def trace(
     carries ``duration_ns``, and on an exception its type and message. Before
     :func:`instrument.start` a traced call costs about one wrapt pass-through.
     """
-    if func is not None and not callable(_unwrap_descriptor(func)):
+    if func is not None and not callable(unwrap_descriptor(func)):
         raise TypeError(
             f"@trace decorates a callable; got {func!r} (use @trace(name=...) for options)"
         )

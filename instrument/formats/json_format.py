@@ -149,7 +149,6 @@ class BinaryOut(Protocol):
 _KINDS = {"event": "event", "entry": "entry", "exit": "exit"}
 _MODES = ("overwrite", "discard")
 _SCALARS = frozenset((str, int, float, bool, type(None)))
-_TAGS = ("$tuple", "$float", "$dict")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 # Strict JSON: a non-finite float raises, and the block is written again
