@@ -120,3 +120,28 @@ class Redactor:
     def plain_fields(self, fields: Mapping[str, object], limit: int) -> dict[str, Any]:
         """``fields`` redacted and converted with :func:`plain_value`."""
         return {k: REDACTED if self.hides(k) else plain_value(v, limit) for k, v in fields.items()}
+
+
+def capture(value: object) -> Any:
+    """``value`` as the active recorder keeps it in a record.
+
+    The one entry point every recording path (fields, traced arguments,
+    return values, context values) goes through to turn a program object
+    into plain data, so that what is recorded never refers to the program's
+    objects.
+    """
+    from . import hotpath  # late: hotpath imports this module's users
+
+    recorder = hotpath.active()
+    limit = recorder.max_field_chars if recorder is not None else DEFAULT_MAX_FIELD_CHARS
+    return plain_value(value, limit)
+
+
+def capture_fields(fields: Mapping[str, object]) -> dict[str, Any]:
+    """``fields`` redacted by name and captured with :func:`capture`."""
+    from . import hotpath
+
+    recorder = hotpath.active()
+    if recorder is None:
+        return Redactor().plain_fields(fields, DEFAULT_MAX_FIELD_CHARS)
+    return recorder.redactor.plain_fields(fields, recorder.max_field_chars)

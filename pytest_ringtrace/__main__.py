@@ -1,8 +1,8 @@
-"""``python -m pytest_ringtrace``: the ``ringtrace`` command."""
+"""``python -m pytest_ringtrace``: the ``ringtrace`` command (kept for old scripts)."""
 
 import sys
 
-from .cli import main
+from instrument.view.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from instrument import Event, Snapshot
+from instrument.view.render import describe_fields
 
 MAX_LINE = 220
 _MARKS = {"entry": "->", "exit": "<-", "event": " *"}
-_HIDDEN_CONTEXT = frozenset({"pid", "thread_id", "thread_name"})
 
 
 def _count(n: int, noun: str) -> str:
@@ -23,42 +23,6 @@ def _count(n: int, noun: str) -> str:
 def section_title(phase: str) -> str:
     """``ringtrace call``: ``--show-capture`` filters sections by title."""
     return f"ringtrace {phase}"
-
-
-def format_duration(ns: int) -> str:
-    """``850 ns``, ``12.3 us``, ``4.56 ms``, ``1.23 s``."""
-    if ns < 1_000:
-        return f"{ns} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.1f} us"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.2f} ms"
-    return f"{ns / 1e9:.2f} s"
-
-
-def _value(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def describe_fields(event: Event) -> str:
-    """The fields (and dynamic context) of ``event`` as ``key=value`` text."""
-    fields = dict(event.fields)
-    parts: list[str] = []
-    if event.kind == "exit":
-        duration = fields.pop("duration_ns", None)
-        exception = fields.pop("exception", None)
-        message = fields.pop("message", None)
-        if exception is not None:
-            parts.append(f"raised {exception}: {message}" if message else f"raised {exception}")
-        if isinstance(duration, int):
-            parts.append(f"({format_duration(duration)})")
-    parts.extend(f"{key}={_value(value)}" for key, value in fields.items())
-    parts.extend(
-        f"[{key}={_value(value)}]"
-        for key, value in event.context.items()
-        if key not in _HIDDEN_CONTEXT and value is not None
-    )
-    return "  ".join(parts) if event.kind == "exit" else " ".join(parts)
 
 
 def _thread_labels(events: Sequence[Event]) -> dict[tuple[int, str], str]:

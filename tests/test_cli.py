@@ -25,7 +25,7 @@ import pytest
 import instrument
 from instrument import Channel, Event, Snapshot, StreamInfo, plugins
 from instrument.formats import Format, format_names, write_snapshot
-from pytest_ringtrace import cli
+from instrument.view import cli
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -760,7 +760,7 @@ def test_the_console_script_is_cli_main() -> None:
     from importlib.metadata import entry_points
 
     (ep,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "ringtrace"]
-    assert ep.value == "pytest_ringtrace.cli:main"
+    assert ep.value == "instrument.view.cli:main"
     assert ep.load() is cli.main
 
 

@@ -577,7 +577,7 @@ def test_plugin_format_is_a_choice_of_ringtrace_convert(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pytest_ringtrace.cli import main
+    from instrument.view.cli import main
 
     assert main(["convert", str(snapshot_file), "--to", "lines"]) == 2  # not registered yet
     assert "invalid choice: 'lines'" in capsys.readouterr().err
@@ -603,7 +603,7 @@ def test_ringtrace_convert_to_a_raising_format_fails_with_one_line_naming_the_pl
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pytest_ringtrace.cli import main
+    from instrument.view.cli import main
 
     add_plugin("broken-writer", ringtrace_formats=lambda: [Format("broken", ".broken", boom)])
     status = main(["convert", str(snapshot_file), "--to", "broken", "-o", str(tmp_path / "o")])

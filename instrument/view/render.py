@@ -21,7 +21,6 @@ from instrument.model import Event, Snapshot, StreamInfo
 
 # One way to describe an event's fields and a duration, shared with the
 # failure section of the pytest plugin (report.py).
-from .report import describe_fields
 
 Clock = Literal["relative", "monotonic", "wall"]
 
@@ -351,3 +350,38 @@ def table(
         return "  ".join(out).rstrip()
 
     return [line(list(headers)), *(line(row) for row in text_rows)]
+
+
+_HIDDEN_CONTEXT = frozenset({"pid", "thread_id", "thread_name"})
+
+
+def format_duration(ns: int) -> str:
+    """``850 ns``, ``12.3 us``, ``4.56 ms``, ``1.23 s``."""
+    if ns < 1_000:
+        return f"{ns} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.1f} us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.2f} ms"
+    return f"{ns / 1e9:.2f} s"
+
+
+def describe_fields(event: Event) -> str:
+    """The fields (and dynamic context) of ``event`` as ``key=value`` text."""
+    fields = dict(event.fields)
+    parts: list[str] = []
+    if event.kind == "exit":
+        duration = fields.pop("duration_ns", None)
+        exception = fields.pop("exception", None)
+        message = fields.pop("message", None)
+        if exception is not None:
+            parts.append(f"raised {exception}: {message}" if message else f"raised {exception}")
+        if isinstance(duration, int):
+            parts.append(f"({format_duration(duration)})")
+    parts.extend(f"{key}={format_value(value)}" for key, value in fields.items())
+    parts.extend(
+        f"[{key}={format_value(value)}]"
+        for key, value in event.context.items()
+        if key not in _HIDDEN_CONTEXT and value is not None
+    )
+    return "  ".join(parts) if event.kind == "exit" else " ".join(parts)

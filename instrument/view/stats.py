@@ -18,8 +18,15 @@ from typing import Any
 
 from instrument.model import Event, Snapshot
 
-from .render import PLAIN, Style, format_count, format_fields, table, thread_labels
-from .report import format_duration
+from .render import (
+    PLAIN,
+    Style,
+    format_count,
+    format_duration,
+    format_fields,
+    table,
+    thread_labels,
+)
 
 
 @dataclass
