@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from instrument import Event, Snapshot
-from instrument.view.render import describe_fields
+from instrument.view.render import describe_fields, printable
 
 MAX_LINE = 220
 _MARKS = {"entry": "->", "exit": "<-", "event": " *"}
@@ -32,7 +32,7 @@ def _thread_labels(events: Sequence[Event]) -> dict[tuple[int, str], str]:
     for _tid, name in threads:
         count[name] = count.get(name, 0) + 1
     return {
-        (tid, name): name if count[name] == 1 else f"{name}#{tid % 100_000}"
+        (tid, name): printable(name if count[name] == 1 else f"{name}#{tid % 100_000}")
         for tid, name in threads
     }
 
@@ -76,7 +76,7 @@ def section_text(
         f" (window: {'this test' if snapshot.since is not None else 'session'})"
     ]
     for index, path in enumerate(paths.values()):
-        lines.append(f"{'snapshot:' if index == 0 else '':<9} {path}")
+        lines.append(f"{'snapshot:' if index == 0 else '':<9} {printable(path)}")
     if snapshot.dropped:
         lines.append(f"note: full discard-mode rings dropped {snapshot.dropped:,} events")
     if snapshot.skipped:
@@ -86,12 +86,13 @@ def section_text(
         )
     short = truncated_threads(snapshot)
     if short:
+        names = printable(", ".join(short[:5]))
         lines.append(
-            f"note: the ring of {', '.join(short[:5])}{' and more' if len(short) > 5 else ''} "
+            f"note: the ring of {names}{' and more' if len(short) > 5 else ''} "
             "wrapped during this test: its oldest events are gone "
             "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
         )
-    lines.extend(f"problem: {p}" for p in problems)
+    lines.extend(f"problem: {printable(p)}" for p in problems)
     if not events:
         lines.append(
             "no events recorded in this window: is the code under test traced "
@@ -110,7 +111,7 @@ def section_text(
     for ev, when in zip(shown, times, strict=True):
         line = (
             f"{when:>{time_width}}  {labels[ev.thread_id, ev.thread_name][:24]:<{thread_width}}  "
-            f"{_MARKS.get(ev.kind, ' ?')} {ev.name}"
+            f"{_MARKS.get(ev.kind, ' ?')} {printable(ev.name)}"
         )
         detail = describe_fields(ev)
         if detail:

@@ -25,6 +25,7 @@ import pytest
 
 import instrument
 from instrument import Channel, Snapshot
+from instrument.view.render import printable
 
 from .artifacts import ArtifactWriter, file_stem, worker_id
 from .attach import attach_html, attach_junit
@@ -329,7 +330,9 @@ class RingtracePlugin:
             paths = info.get("paths") or {}
             where = next(iter(paths.values()), "no file: nothing was recorded")
             attempt = f", attempt {info.get('attempt')}" if info.get("attempt", 1) != 1 else ""
-            terminalreporter.write_line(f"{nodeid} [{info.get('phase')}{attempt}]: {where}")
+            terminalreporter.write_line(
+                printable(f"{nodeid} [{info.get('phase')}{attempt}]: {where}")
+            )
         if count > SUMMARY_LINES:
             terminalreporter.write_line(f"... and {count - SUMMARY_LINES} more")
 

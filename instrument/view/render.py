@@ -13,6 +13,7 @@ print them.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -86,16 +87,50 @@ class Gap:
         return self.end - self.start
 
 
+# Characters a terminal may act on instead of printing: C0 controls (ESC
+# starts CSI/OSC sequences such as clear-screen or an OSC 52 clipboard
+# write; a bare CR rewrites the line), DEL, C1 controls (0x9b and 0x9d are
+# one-byte CSI and OSC), bidirectional overrides and isolates (they reorder
+# what follows on the line), line and paragraph separators, and lone
+# surrogates (which cannot be encoded at all).
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to write to a terminal: every character a terminal could
+    act on (control characters, escape sequences, bidi overrides, lone
+    surrogates) becomes a Python-style escape (``\\x1b``, ``\\r``, ``\\u202e``),
+    as pytest escapes non-printable characters in test ids. Everything else,
+    non-ASCII letters included, is kept. Apply it to every untrusted piece of
+    text (names, values, messages) before it reaches a terminal."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
 def format_value(value: Any) -> str:
-    """One value: strings quoted (as ``repr``), everything else ``str``."""
+    """One value: strings quoted (as ``repr``), everything else ``str``;
+    terminal-safe (:func:`printable`)."""
     if isinstance(value, str):
-        return repr(value)
-    return str(value)
+        return printable(repr(value))
+    return printable(str(value))
 
 
 def format_fields(fields: dict[str, Any]) -> str:
-    """``key=value`` pairs separated by spaces."""
-    return " ".join(f"{key}={format_value(value)}" for key, value in fields.items())
+    """``key=value`` pairs separated by spaces (terminal-safe)."""
+    return " ".join(f"{printable(key)}={format_value(value)}" for key, value in fields.items())
 
 
 def format_count(n: int) -> str:
@@ -115,10 +150,12 @@ def summary(snapshot: Snapshot, *, source: str | None = None, style: Style = PLA
     """Header lines: where the snapshot comes from, its metadata and loss counters."""
     lines = []
     taken = wall_clock(snapshot, snapshot.taken_at).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
-    head = f"snapshot {source}" if source else "snapshot"
+    head = f"snapshot {printable(source)}" if source else "snapshot"
     lines.append(style.paint(f"{head}  pid {snapshot.pid}  taken {taken}", _BOLD))
     if snapshot.metadata:
-        lines.append(" ".join(f"{k}={_metadata_value(v)}" for k, v in snapshot.metadata.items()))
+        lines.append(
+            printable(" ".join(f"{k}={_metadata_value(v)}" for k, v in snapshot.metadata.items()))
+        )
     lost = snapshot.lost
     gaps = sum(len(s.gaps) for s in snapshot.streams)
     loss = (
@@ -204,7 +241,8 @@ def _gap(info: StreamInfo, start: int, end: int, timestamp: int) -> Gap:
 
 
 def thread_labels(snapshot: Snapshot) -> dict[int, str]:
-    """A short label per thread id: its name, with the id when names collide."""
+    """A short label per thread id: its name, with the id when names collide
+    (terminal-safe: :func:`printable`)."""
     names: dict[int, str] = {}
     for ev in snapshot.events:
         names.setdefault(ev.thread_id, ev.thread_name)
@@ -213,7 +251,10 @@ def thread_labels(snapshot: Snapshot) -> dict[int, str]:
     counts: dict[str, int] = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
-    return {tid: name if counts[name] == 1 else f"{name}[{tid}]" for tid, name in names.items()}
+    return {
+        tid: printable(name if counts[name] == 1 else f"{name}[{tid}]")
+        for tid, name in names.items()
+    }
 
 
 class Timeline:
@@ -262,7 +303,7 @@ class Timeline:
         return "time: seconds before the last event"
 
     def _thread(self, thread_id: int, name: str) -> str:
-        label = self.labels.get(thread_id, name)
+        label = self.labels.get(thread_id) or printable(name)
         if len(label) > self._width:
             label = label[: self._width - 1] + "…"
         return self.style.paint(label.ljust(self._width), self._colour.get(thread_id, ""))
@@ -275,7 +316,9 @@ class Timeline:
         detail = describe_fields(ev)
         colour = _RED if error else _KIND_COLOURS.get(ev.kind, "")
         marker = st.paint(st.marker(ev.kind), colour)
-        name = st.paint(ev.name, _BOLD) if ev.kind != "exit" else ev.name
+        name = printable(ev.name)
+        if ev.kind != "exit":
+            name = st.paint(name, _BOLD)
         body = f"{_INDENT * depth}{marker} {name}"
         if detail:
             body += "  " + (st.paint(detail, _RED) if error else detail)
@@ -288,7 +331,7 @@ class Timeline:
         text = (
             f"{st.marker('gap')} gap: {format_count(gap.records)} events lost "
             f"({gap.subbufs} sub-buffers skipped, positions {gap.start}..{gap.end - 1}"
-            f", channel {gap.channel})"
+            f", channel {printable(gap.channel)})"
         )
         return (
             f"{st.paint(self.time(gap.timestamp), _DIM)}  "
@@ -334,8 +377,8 @@ def table(
     headers: Sequence[str], rows: Iterable[Sequence[object]], *, right: Iterable[int] = ()
 ) -> list[str]:
     """Rows as aligned text columns under ``headers``; columns in ``right``
-    are right-aligned (numbers)."""
-    text_rows = [[str(cell) for cell in row] for row in rows]
+    are right-aligned (numbers). Cells are made terminal-safe."""
+    text_rows = [[printable(str(cell)) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
@@ -367,7 +410,8 @@ def format_duration(ns: int) -> str:
 
 
 def describe_fields(event: Event) -> str:
-    """The fields (and dynamic context) of ``event`` as ``key=value`` text."""
+    """The fields (and dynamic context) of ``event`` as ``key=value`` text
+    (terminal-safe: :func:`printable`)."""
     fields = dict(event.fields)
     parts: list[str] = []
     if event.kind == "exit":
@@ -384,4 +428,4 @@ def describe_fields(event: Event) -> str:
         for key, value in event.context.items()
         if key not in _HIDDEN_CONTEXT and value is not None
     )
-    return "  ".join(parts) if event.kind == "exit" else " ".join(parts)
+    return printable("  ".join(parts) if event.kind == "exit" else " ".join(parts))
