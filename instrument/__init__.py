@@ -31,6 +31,7 @@ from .control import (
     stop,
 )
 from .hotpath import event
+from .logbridge import record_logging, stop_logging
 from .model import Event, Snapshot, SnapshotFileError, StreamInfo
 from .patching import Patch, patch, patch_module, patched, unpatch
 from .recorder import Recorder
@@ -55,12 +56,14 @@ __all__ = [
     "patch",
     "patch_module",
     "patched",
+    "record_logging",
     "recording",
     "register_context",
     "snapshot",
     "span",
     "start",
     "stop",
+    "stop_logging",
     "trace",
     "unpatch",
     "unregister_context",

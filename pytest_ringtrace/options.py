@@ -28,6 +28,7 @@ DEFAULT_NUM_SUBBUF = 16
 DEFAULT_MAX_DEAD_STREAMS = 64
 DEFAULT_FORMATS = ("json", "html")
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PACKAGE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
@@ -105,6 +106,14 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="Also snapshot expected failures (xfail) (ini: ringtrace_xfail = true).",
     )
+    group.addoption(
+        "--ringtrace-log-level",
+        metavar="LEVEL|off",
+        default=None,
+        help="logging records of LEVEL and above that reach the root logger's handlers, and "
+        "shown warnings, are recorded as events (default: DEBUG; off: neither; "
+        "ini: ringtrace_log_level).",
+    )
     parser.addini("ringtrace", "Turn the flight recorder on (like --ringtrace).", type="bool")
     parser.addini("ringtrace_dir", f"Snapshot directory (default: {DEFAULT_DIR}).")
     parser.addini("ringtrace_tail", f"Events shown per snapshot (default: {DEFAULT_TAIL}).")
@@ -119,6 +128,7 @@ def add_options(parser: pytest.Parser) -> None:
         "ringtrace_formats", f"Snapshot formats ({' '.join(DEFAULT_FORMATS)}).", type="args"
     )
     parser.addini("ringtrace_xfail", "Also snapshot expected failures.", type="bool")
+    parser.addini("ringtrace_log_level", "Log records recorded: a level, or off (DEBUG).")
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ class Settings:
     formats_given: bool = False
     formats_where: str = "--ringtrace-formats"
     xfail: bool = False
+    log_level: str | None = "DEBUG"  # None: the logging bridge is off
 
 
 class _Source:
@@ -249,6 +260,15 @@ def read_settings(config: pytest.Config) -> Settings:
     if value and not formats:
         raise pytest.UsageError(f"{where}: name at least one snapshot format")
 
+    value, where = source.get("ringtrace_log_level", "ringtrace_log_level")
+    log_level: str | None = str(value or "DEBUG").strip().upper()
+    if log_level == "OFF":
+        log_level = None
+    elif log_level not in _LOG_LEVELS:
+        raise pytest.UsageError(
+            f"{where}: expected one of {', '.join(_LOG_LEVELS)} or off, got {value!r}"
+        )
+
     return Settings(
         enabled=enabled,
         directory=directory,
@@ -262,6 +282,7 @@ def read_settings(config: pytest.Config) -> Settings:
         formats_given=bool(formats),
         formats_where=where,
         xfail=xfail,
+        log_level=log_level,
     )
 
 

@@ -80,10 +80,14 @@ class RingtracePlugin:
             return  # the pytest-xdist controller runs no test: its workers record
         self.recording = SessionRecording(self.channels, self.settings.max_dead_streams)
         self.recording.start(self.settings.instrument)
+        if self.settings.log_level is not None:
+            instrument.record_logging(self.settings.log_level)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.recording is not None:
+            if self.settings.log_level is not None:
+                instrument.stop_logging()
             self.recording.stop()
 
     def pytest_report_header(self, config: pytest.Config) -> str:

@@ -409,9 +409,32 @@ def format_duration(ns: int) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+def _describe_record(event: Event) -> str | None:
+    """A ``log`` or ``warning`` event (the logging bridge) as its line of
+    text, as a log file would show it; ``None`` for other events."""
+    fields = event.fields
+    if event.name == "log" and "message" in fields and "level" in fields:
+        text = f"{fields['level']} {fields.get('logger', '')}: {fields['message']}"
+        rest = {k: v for k, v in fields.items() if k not in ("level", "logger", "message")}
+    elif event.name == "warning" and "message" in fields and "category" in fields:
+        text = f"{fields['category']}: {fields['message']}"
+        if "where" in fields:
+            text += f" (at {fields['where']})"
+        rest = {k: v for k, v in fields.items() if k not in ("category", "message", "where")}
+    else:
+        return None
+    extra = " ".join(f"{key}={format_value(value)}" for key, value in rest.items())
+    return f"{text}  {extra}" if extra else text
+
+
 def describe_fields(event: Event) -> str:
     """The fields (and dynamic context) of ``event`` as ``key=value`` text
-    (terminal-safe: :func:`printable`)."""
+    (terminal-safe: :func:`printable`); a ``log`` or ``warning`` event as
+    its log line."""
+    if event.kind == "event" and event.name in ("log", "warning"):
+        record = _describe_record(event)
+        if record is not None:
+            return printable(record)
     fields = dict(event.fields)
     parts: list[str] = []
     if event.kind == "exit":
