@@ -260,13 +260,13 @@ def read_settings(config: pytest.Config) -> Settings:
     if value and not formats:
         raise pytest.UsageError(f"{where}: name at least one snapshot format")
 
-    value, where = source.get("ringtrace_log_level", "ringtrace_log_level")
-    log_level: str | None = str(value or "DEBUG").strip().upper()
+    level_value, level_where = source.get("ringtrace_log_level", "ringtrace_log_level")
+    log_level: str | None = str(level_value or "DEBUG").strip().upper()
     if log_level == "OFF":
         log_level = None
     elif log_level not in _LOG_LEVELS:
         raise pytest.UsageError(
-            f"{where}: expected one of {', '.join(_LOG_LEVELS)} or off, got {value!r}"
+            f"{level_where}: expected one of {', '.join(_LOG_LEVELS)} or off, got {level_value!r}"
         )
 
     return Settings(

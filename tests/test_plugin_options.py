@@ -107,6 +107,7 @@ def test_every_option_on_the_command_line(pytester: pytest.Pytester):
         "--ringtrace-formats=json,perfetto",
         "--ringtrace-formats=ctf",
         "--ringtrace-xfail",
+        "--ringtrace-log-level=info",
     )
     assert settings == Settings(
         enabled=True,
@@ -121,6 +122,7 @@ def test_every_option_on_the_command_line(pytester: pytest.Pytester):
         formats_given=True,
         formats_where="--ringtrace-formats",
         xfail=True,
+        log_level="INFO",
     )
 
 
@@ -138,6 +140,7 @@ def test_every_option_in_pyproject(pytester: pytest.Pytester):
         ringtrace_max_dead_streams = "9"
         ringtrace_formats = ["json", "html"]
         ringtrace_xfail = true
+        ringtrace_log_level = "off"
         """
     )
     settings = _settings(pytester)
@@ -154,6 +157,7 @@ def test_every_option_in_pyproject(pytester: pytest.Pytester):
         formats_given=True,
         formats_where="ini option ringtrace_formats",
         xfail=True,
+        log_level=None,
     )
 
 
