@@ -25,11 +25,16 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from .tracing import FieldSpec, TracedFunction, make_wrapper, unwrap_descriptor
+from .frame_readers import reads_frames
+from .tracing import FieldSpec, TracedFunction, default_name, make_wrapper, unwrap_descriptor
 
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _lock = threading.RLock()
 _active: dict[str, Patch] = {}
+#: One wrapper per function object (and options), shared by every target
+#: that names it, so that a re-export stays the same object as its source
+#: (``pkg.f is pkg.mod.f``): id of the original -> [original, wrapper, users].
+_shared: dict[tuple[Any, ...], list[Any]] = {}
 
 
 def _new_lock_after_fork() -> None:
@@ -82,6 +87,7 @@ class Patch(_Undoable):
         self._original: Any = None
         self._owned = False  # the attribute was in the parent's own __dict__
         self._hook: Any = None
+        self._key: tuple[Any, ...] | None = None  # in _shared, while applied
 
     def _apply(self, module: ModuleType) -> None:
         parent, attribute, original = wrapt.resolve_path(module, self.path)
@@ -102,9 +108,14 @@ class Patch(_Undoable):
             return  # already traced by @trace: never wrap twice
         if not callable(unwrap_descriptor(original)):
             raise TypeError(f"patch target {self.target!r} is not callable: {original!r}")
-        wrapper = make_wrapper(original, **self.options)
+        self._key = _share_key(original, self.options)
+        shared = _shared.get(self._key)
+        if shared is None:
+            wrapper = _PatchWrapper(original, make_wrapper(original, **self.options))
+            shared = _shared[self._key] = [original, wrapper, 0]
+        shared[2] += 1
         self._parent, self._attribute, self._original = parent, attribute, original
-        wrapt.apply_patch(parent, attribute, _PatchWrapper(original, wrapper))
+        wrapt.apply_patch(parent, attribute, shared[1])
         self.applied = True
 
     def _on_import(self, module: ModuleType) -> None:
@@ -137,10 +148,28 @@ class Patch(_Undoable):
                 else:
                     delattr(self._parent, self._attribute)
                 self.applied = False
+            if self._key is not None:
+                _release(self._key)
+                self._key = None
 
     def __repr__(self) -> str:
         state = "applied" if self.applied else "cancelled" if self.cancelled else "pending"
         return f"<Patch {self.target} {state}>"
+
+
+def _share_key(original: Any, options: dict[str, Any]) -> tuple[Any, ...]:
+    fields = options.get("fields")
+    fields = fields if fields is None or isinstance(fields, str) else tuple(fields)
+    name, retval, channel = options.get("name"), options.get("retval"), options.get("channel")
+    return (id(original), name, fields, retval, channel)
+
+
+def _release(key: tuple[Any, ...]) -> None:
+    shared = _shared.get(key)
+    if shared is not None:
+        shared[2] -= 1
+        if shared[2] <= 0:
+            del _shared[key]
 
 
 def _forget_hook(module: str, hook: Any) -> None:
@@ -220,8 +249,15 @@ class ModulePatch(_Undoable):
         self.include = include
         self.exclude = exclude
         self.patches: list[Patch] = []
+        #: ``module.qualname`` of the functions left untraced because their
+        #: code reads frames (see :mod:`instrument.frame_readers`).
+        self.frame_readers: set[str] = set()
         self.cancelled = False
         self._hooks: list[tuple[str, Any]] = []
+
+    def traced(self) -> int:
+        """How many distinct functions and methods are traced now."""
+        return len({id(p._original) for p in self.patches if p.applied})
 
     def _wanted(self, qualified: str) -> bool:
         if not any(fnmatch.fnmatchcase(qualified, g) for g in self.include):
@@ -232,12 +268,16 @@ class ModulePatch(_Undoable):
         with _lock:
             if self.cancelled:
                 return
-            for target in _callables_of(module, self.package):
-                if self._wanted(target.replace(":", ".")) and target not in _active:
-                    try:
-                        self.patches.append(patch(target))
-                    except Exception:  # an odd attribute must not stop the rest
-                        continue
+            for target, obj in _callables_of(module, self.package):
+                if not self._wanted(target.replace(":", ".")) or target in _active:
+                    continue
+                if reads_frames(obj):  # our frame would be the one it reads
+                    self.frame_readers.add(default_name(obj))
+                    continue
+                try:
+                    self.patches.append(patch(target))
+                except Exception:  # an odd attribute must not stop the rest
+                    continue
 
     def unpatch(self) -> None:
         with _lock:
@@ -253,8 +293,9 @@ class ModulePatch(_Undoable):
 _TRACED_DUNDERS = frozenset({"__init__", "__call__", "__enter__", "__exit__"})
 
 
-def _callables_of(module: ModuleType, package: str) -> Iterable[str]:
-    """Patch targets for the functions and methods of ``package`` in ``module``.
+def _callables_of(module: ModuleType, package: str) -> Iterable[tuple[str, Any]]:
+    """Patch targets, and what they name, for the functions and methods of
+    ``package`` in ``module``.
 
     Functions are taken wherever the package's modules expose them (a
     package often re-exports its functions); classes only where defined.
@@ -269,13 +310,13 @@ def _callables_of(module: ModuleType, package: str) -> Iterable[str]:
         if attr.startswith("__"):
             continue
         if inspect.isfunction(obj) and ours(obj):
-            yield f"{mod}:{attr}"
+            yield f"{mod}:{attr}", obj
         elif inspect.isclass(obj) and getattr(obj, "__module__", None) == mod:
             for meth, member in list(vars(obj).items()):
                 if meth.startswith("__") and meth not in _TRACED_DUNDERS:
                     continue
                 if inspect.isfunction(unwrap_descriptor(member)):
-                    yield f"{mod}:{attr}.{meth}"
+                    yield f"{mod}:{attr}.{meth}", member
 
 
 def _submodules(package: ModuleType) -> list[str]:
@@ -307,7 +348,9 @@ def patch_module(
     are excluded by default; of the dunder methods, ``__init__``,
     ``__call__``, ``__enter__`` and ``__exit__`` are traced). Modules are
     never imported for this: those already imported are patched now, the
-    others when they are imported.
+    others when they are imported. Functions whose code reads the call
+    stack are left untraced (the wrapper's frame would be the one they
+    read) and named in ``frame_readers`` of the returned group.
     """
     if not isinstance(package, str) or not re.match(r"^[A-Za-z_][\w.]*$", package):
         raise ValueError(f"patch_module takes a dotted package name, got {package!r}")

@@ -482,3 +482,152 @@ def test_patching_a_function_the_recorder_itself_uses_does_not_recurse(
     names = [ev.name for ev in instrument.snapshot().events]
     assert "from.worker" in names
     assert "threading.current_thread" in names  # the call above was traced
+
+
+# -- the wrapt engine: one wrapper per function, frame readers left alone ------
+
+REEXPORTS = {
+    "__init__.py": """
+        from .core import first, Thing
+        from . import core as _core
+
+        alias = _core.first
+        """,
+    "core.py": """
+        def first(items):
+            return items[0]
+
+        class Thing:
+            def name(self):
+                return "thing"
+        """,
+    "later.py": """
+        from .core import first as also_first
+        """,
+}
+
+
+@pytest.mark.parametrize("order", ["patched before import", "patched after import"])
+def test_every_name_of_a_function_gets_the_same_wrapper(
+    modules: Modules, recorder: Recorder, order: str
+) -> None:
+    pkg = modules.package(modules.unique("reexports"), REEXPORTS)
+    if order == "patched after import":
+        imported(pkg)
+    group = instrument.patch_module(pkg)
+    root, core = imported(pkg), imported(f"{pkg}.core")
+    later = imported(f"{pkg}.later")
+    assert isinstance(core.first, TracedFunction)
+    assert root.first is core.first is root.alias is later.also_first
+    assert root.first([4, 5]) == 4 and later.also_first([6]) == 6
+    assert [name for kind, name, _ in calls() if kind == "entry"] == [f"{pkg}.core.first"] * 2
+    original = core.first.__wrapped__
+    group.unpatch()
+    assert root.first is core.first is root.alias is later.also_first is original
+    assert instrument.patching._shared == {}
+
+
+def test_targets_sharing_a_wrapper_unpatch_independently(
+    modules: Modules, recorder: Recorder
+) -> None:
+    pkg = modules.package(modules.unique("shared"), REEXPORTS)
+    root, core = imported(pkg), imported(f"{pkg}.core")
+    original = core.first
+    on_core = instrument.patch(f"{pkg}.core:first")
+    on_root = instrument.patch(f"{pkg}:first")
+    assert root.first is core.first is not original
+    on_core.unpatch()
+    assert core.first is original and isinstance(root.first, TracedFunction)
+    assert root.first([1]) == 1 and len(calls()) == 2
+    on_root.unpatch()
+    assert root.first is original and instrument.patching._shared == {}
+    # other options make a wrapper of their own
+    with instrument.patch(f"{pkg}:first", fields=["items"]), instrument.patch(f"{pkg}.core:first"):
+        assert root.first is not core.first
+        assert root.first.__wrapped__ is core.first.__wrapped__ is original
+
+
+FRAME_READERS = {
+    "__init__.py": "",
+    "readers.py": """
+        import inspect
+        import logging
+        import sys
+        import traceback
+        import warnings
+        from inspect import stack as callers
+
+        def getframe():
+            return sys._getframe(1).f_globals["__name__"]
+
+        def current():
+            return inspect.currentframe().f_back.f_code.co_name
+
+        def whole_stack():
+            return inspect.stack()[1].function
+
+        def renamed_stack():
+            return callers()[1].function
+
+        def walks():
+            return len(traceback.extract_stack())
+
+        def deprecated():
+            warnings.warn("old", DeprecationWarning, stacklevel=2)
+
+        def logs():
+            logging.getLogger("x").info("hi", stacklevel=2)
+
+        def nested():
+            def inner():
+                return sys._getframe(2)
+            return inner()
+
+        def in_a_lambda():
+            return (lambda: sys._getframe(1))()
+
+        class Factory:
+            def make(self):
+                return sys._getframe(1).f_globals["__name__"]
+
+            @classmethod
+            def build(cls):
+                return sys._getframe(1).f_globals["__name__"]
+
+            def plain(self):
+                return self.stack
+
+        def plain(stack):
+            return stack.pop()
+
+        def passes_the_level(level):
+            return level + 1
+        """,
+}
+
+
+def test_patch_module_leaves_the_functions_that_read_frames_untraced(
+    modules: Modules, recorder: Recorder
+) -> None:
+    pkg = modules.package(modules.unique("frames"), FRAME_READERS)
+    group = instrument.patch_module(pkg)
+    readers = imported(f"{pkg}.readers")
+    assert traced_attrs(readers) == {"plain", "passes_the_level", "Factory.plain"}
+    prefix = f"{pkg}.readers."
+    assert {name.removeprefix(prefix) for name in group.frame_readers} == {
+        "getframe",
+        "current",
+        "whole_stack",
+        "renamed_stack",
+        "walks",
+        "deprecated",
+        "logs",
+        "nested",
+        "in_a_lambda",
+        "Factory.make",
+        "Factory.build",
+    }
+    assert group.traced() == 3
+    assert readers.getframe() == __name__  # the caller is really the caller
+    assert readers.Factory().make() == readers.Factory.build() == __name__
+    group.unpatch()
