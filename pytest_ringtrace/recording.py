@@ -39,6 +39,19 @@ class SessionRecording:
         for package in packages:
             self._patches.append(instrument.patch_module(package))
 
+    def instrumented(self) -> list[str]:
+        """One line per package traced whole: how many functions are traced,
+        and which were left untraced because their code reads frames."""
+        lines = []
+        for group in self._patches:
+            readers = sorted(group.frame_readers)
+            line = f"ringtrace: instrument {group.package}: {group.traced()} functions traced"
+            if readers:
+                shown = ", ".join(readers[:5]) + (", ..." if len(readers) > 5 else "")
+                line += f", {len(readers)} left untraced because they read frames ({shown})"
+            lines.append(line)
+        return lines
+
     def current(self) -> Recorder | None:
         """The recorder to snapshot: the active one, else the one last used.
 

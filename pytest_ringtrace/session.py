@@ -102,6 +102,11 @@ class RingtracePlugin:
             f"dir {s.directory}"
         )
 
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        # After collection, not in the header: the packages traced whole are
+        # patched as their modules are imported, which collecting does.
+        return [] if self.recording is None else self.recording.instrumented()
+
     # -- one test -----------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)

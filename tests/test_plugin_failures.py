@@ -300,6 +300,39 @@ def test_instrument_option_traces_an_undecorated_package(pytester: pytest.Pytest
     assert "<- plainpkg.calc.double" in text
 
 
+def test_the_header_counts_what_instrument_traced_and_left_untraced(pytester: pytest.Pytester):
+    make_app(pytester)
+    pkg = pytester.mkpydir("framepkg")
+    (pkg / "calc.py").write_text(
+        "import sys\n\n"
+        "def double(x):\n    return 2 * x\n\n"
+        "def triple(x):\n    return 3 * x\n\n"
+        "def caller():\n    return sys._getframe(1).f_code.co_name\n"
+    )
+    pytester.makepyfile(
+        test_frames="""
+        from framepkg.calc import caller, double
+
+        def test_caller():
+            assert double(1) == 2
+            assert caller() == "test_caller"
+        """
+    )
+    # In a child process: an in-process run restores sys.meta_path afterwards,
+    # taking away wrapt's import hook finder for the rest of this process.
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", *FAST, "--ringtrace-instrument", "framepkg"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "collected 1 item",
+            "ringtrace: instrument framepkg: 2 functions traced, 1 left untraced because "
+            "they read frames (framepkg.calc.caller)",
+        ]
+    )
+
+
 def test_lost_events_are_counted_in_the_header(pytester: pytest.Pytester):
     # a discard-mode channel (through our channels hook) drops what does not fit
     make_app(
