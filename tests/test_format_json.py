@@ -4,6 +4,8 @@ a clear one-line ``SnapshotFileError`` for every kind of bad file."""
 from __future__ import annotations
 
 import contextlib
+import datetime
+import enum
 import gzip
 import io
 import json
@@ -127,6 +129,17 @@ def same(a: Snapshot, b: Snapshot) -> None:
 # -- round trips -------------------------------------------------------------------
 
 
+@pytest.fixture(params=["msgspec", "stdlib"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both writing paths: msgspec (the ``fast`` extra, installed with ``test``)
+    and the pure-Python fallback (the stdlib's encoder)."""
+    if request.param == "stdlib":
+        monkeypatch.setattr(json_format, "fast_encode", None)
+    else:
+        assert json_format.fast_encode is not None, "msgspec is part of the test extra"
+    return str(request.param)
+
+
 def test_both_formats_are_registered_with_a_reader() -> None:
     names = format_names()
     assert "json" in names and "json.gz" in names
@@ -138,7 +151,7 @@ def test_both_formats_are_registered_with_a_reader() -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_multi_thread_recording_reads_back_equal(
-    start_recording: Start, tmp_path: Path, fmt: str
+    start_recording: Start, tmp_path: Path, encoder: str, fmt: str
 ) -> None:
     snap = record_threads(start_recording)
     assert len({e.thread_name for e in snap.events}) == 4
@@ -154,7 +167,9 @@ def test_a_multi_thread_recording_reads_back_equal(
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_gaps_and_loss_counters_read_back(start_recording: Start, tmp_path: Path, fmt: str) -> None:
+def test_gaps_and_loss_counters_read_back(
+    start_recording: Start, tmp_path: Path, encoder: str, fmt: str
+) -> None:
     rec = start_recording(
         Channel("main", subbuf_size=SIZE, num_subbuf=4),
         Channel("db", subbuf_size=SIZE, num_subbuf=2, mode="discard", events=["db.*"]),
@@ -175,7 +190,7 @@ def test_gaps_and_loss_counters_read_back(start_recording: Start, tmp_path: Path
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_every_allowed_value_reads_back_equal(tmp_path: Path, fmt: str) -> None:
+def test_every_allowed_value_reads_back_equal(tmp_path: Path, encoder: str, fmt: str) -> None:
     snap = hand_built()
     loaded = Snapshot.load(write_snapshot(snap, tmp_path / "values", fmt))
     same(loaded, snap)
@@ -315,10 +330,71 @@ def test_a_big_snapshot_is_written_in_bounded_blocks(fmt: str) -> None:
     assert peak < 0.75 * size, (peak, size)
 
 
-def test_a_big_snapshot_reads_back_equal(tmp_path: Path) -> None:
+def test_a_big_snapshot_reads_back_equal(tmp_path: Path, encoder: str) -> None:
     snap = big_snapshot(20_000)
     loaded = Snapshot.load(write_snapshot(snap, tmp_path / "big", "json.gz"))
     assert loaded == snap
+
+
+class _Weekday(enum.Enum):
+    MONDAY = 1
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        (math.nan, False),
+        (-math.inf, False),
+        ((1, 2), False),
+        ([1, 2], False),
+        ({"$tuple": [1]}, False),
+        ("caf\u00e9 \u2713", True),
+        ("lone \udcff", True),
+        (2**70, True),
+        (0.1, True),
+    ],
+    ids=repr,
+)
+def test_one_unusual_value_in_a_block_of_plain_ones_reads_back_equal(
+    tmp_path: Path, encoder: str, value: Any, plain: bool
+) -> None:
+    """The fast path takes a block only when it would write it as the stdlib
+    does: one value it cannot carry sends its block the careful way."""
+    snap = big_snapshot(3 * json_format.CHUNK_EVENTS)
+    second = slice(json_format.CHUNK_EVENTS, 2 * json_format.CHUNK_EVENTS)
+    assert json_format._block_is_plain(snap.events[second])
+    snap.events[700].fields["odd"] = value
+    assert json_format._block_is_plain(snap.events[second]) is plain
+    path = write_snapshot(snap, tmp_path / "odd")
+    path.read_bytes().decode("ascii")  # non-ASCII text is escaped whatever the path
+    loaded = Snapshot.load(path)
+    same(loaded, snap)
+    assert repr(loaded.events[700].fields["odd"]) == repr(value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e: e._replace(timestamp=True),
+        lambda e: e._replace(position=1.0),
+        lambda e: e._replace(thread_name=None),
+        lambda e: e._replace(kind="begin"),
+        lambda e: e._replace(fields={1: "int key"}),
+        lambda e: e._replace(fields={"when": datetime.date(2025, 1, 1)}),
+        lambda e: e._replace(fields={"day": _Weekday.MONDAY}),
+        lambda e: e._replace(context={"x": b"bytes"}),
+        lambda e: (*e, 1),
+    ],
+)
+def test_the_fast_path_refuses_what_it_would_write_differently(
+    change: Callable[[Event], Any],
+) -> None:
+    # msgspec would write each of these as some JSON, silently: a bool, a
+    # string key, a date string, an enum's value, base64, a longer row.
+    block = big_snapshot(json_format.CHUNK_EVENTS).events
+    assert json_format._block_is_plain(block)
+    block[100] = change(block[100])
+    assert not json_format._block_is_plain(block)
 
 
 # -- writing what JSON cannot hold ------------------------------------------------------
@@ -342,7 +418,7 @@ def test_a_big_snapshot_reads_back_equal(tmp_path: Path) -> None:
     ],
 )
 def test_a_value_json_cannot_hold_is_a_clear_error_and_no_file(
-    tmp_path: Path, change: Callable[[Snapshot], None], message: str
+    tmp_path: Path, change: Callable[[Snapshot], None], message: str, encoder: str
 ) -> None:
     snap = hand_built()
     change(snap)

@@ -225,36 +225,85 @@ def _types(values: Iterable[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _block_is_plain(block: list[Event]) -> bool:
-    """Whether ``block`` encodes as it is: every column of the expected type,
-    every field and context value a JSON scalar under a string key. Runs at C
-    speed (``set(map(type, map(column, block)))``), not event by event."""
-    for get, wanted in zip(_columns, _EVENT_TYPES, strict=True):
-        if _types(map(get, block)) != {wanted}:
-            return False
-    if not set(map(_kind, block)) <= _KINDS.keys():
+#: The type of every cell of a valid block, row after row (see _block_is_plain).
+_ROW_TYPES = list(_EVENT_TYPES) * CHUNK_EVENTS
+_is_finite = math.isfinite
+_is_float = float.__instancecheck__
+
+
+def _plain_dicts(dicts: list[dict[str, Any]]) -> bool:
+    """Whether every dict of ``dicts`` has string keys and finite scalar values."""
+    if not _types(chain.from_iterable(dicts)) <= {str}:
         return False
-    fields = list(map(_fields, block))
-    contexts = list(map(_context, block))
-    contexts = list(dict(zip(map(id, contexts), contexts, strict=True)).values())  # shared
-    for dicts in (fields, contexts):
-        if _types(chain.from_iterable(dicts)) - {str}:
-            return False
-        if not _SCALARS.issuperset(_types(chain.from_iterable(map(dict.values, dicts)))):
-            return False
-        # A "$" key is only special in nested dicts, which this path never has.
+    kinds = _types(chain.from_iterable(map(dict.values, dicts)))
+    if not _SCALARS.issuperset(kinds):
+        return False
+    if float in kinds:
+        values = chain.from_iterable(map(dict.values, dicts))
+        return all(map(_is_finite, filter(_is_float, values)))
     return True
 
 
-def _encode_block(block: list[Event], first_index: int) -> str:
+def _block_is_plain(block: list[Event]) -> bool:
+    """Whether ``block`` encodes as it is: every column of the expected type,
+    every field and context value a finite JSON scalar under a string key.
+
+    Runs at C speed, not event by event: the types of all the block's cells,
+    row after row, compared with the expected list in one go; then the
+    fields' keys and values; contexts once per distinct dict (a stream's
+    events share one).
+    """
+    cells = list(map(type, chain.from_iterable(block)))
+    if cells != _ROW_TYPES[: len(cells)] or len(cells) != len(block) * len(_EVENT_TYPES):
+        return False
+    if not set(map(_kind, block)) <= _KINDS.keys():
+        return False
+    if not _plain_dicts(list(map(_fields, block))):
+        return False
+    contexts = list(map(_context, block))
+    return _plain_dicts(list(dict(zip(map(id, contexts), contexts, strict=True)).values()))
+    # A "$" key is only special in nested dicts, which this path never has.
+
+
+def _fast_encoder() -> Any:
+    """msgspec's JSON encoder, if installed (the ``fast`` extra), else None.
+
+    On a block that :func:`_block_is_plain` accepted, and once its output is
+    checked to be ASCII, it writes the JSON values the stdlib would (compact,
+    integers of any size exact, floats that read back equal), about eight
+    times as fast, encoding an Event as the array it is.
+    """
+    if os.environ.get("RINGTRACE_PURE_PYTHON"):
+        return None
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    return msgspec.json.Encoder().encode
+
+
+#: Encodes a plain block to JSON bytes (``None``: the stdlib encoder is used).
+fast_encode: Any = _fast_encoder()
+
+
+def _encode_block(block: list[Event], first_index: int) -> bytes:
     """``block`` as event rows separated by commas (no enclosing brackets)."""
     if _block_is_plain(block):
+        encode = fast_encode
+        if encode is not None:
+            try:
+                data: bytes = encode(block)
+            except (UnicodeEncodeError, TypeError, ValueError):  # lone surrogates
+                pass
+            else:
+                if data.isascii():  # else the stdlib escapes what is not
+                    return data[1:-1]
         try:
-            return _encode(block)[1:-1]
-        except ValueError:  # a NaN or infinity somewhere: tag it
+            return _encode(block)[1:-1].encode("ascii")
+        except ValueError:  # unreachable for a plain block; kept as a guard
             pass
     rows = [_plain_event(first_index + i, ev) for i, ev in enumerate(block)]
-    return _encode(rows)[1:-1]
+    return _encode(rows)[1:-1].encode("ascii")
 
 
 def _generator() -> str:
@@ -353,7 +402,7 @@ def write(snapshot: Snapshot, out: BinaryOut) -> None:
     )
     for start in range(0, len(events), CHUNK_EVENTS):
         block = _encode_block(events[start : start + CHUNK_EVENTS], start)
-        out.write((",\n" if start else "\n").encode("ascii") + block.encode("ascii"))
+        out.write((b",\n" if start else b"\n") + block)
     out.write(b"\n]}\n")
 
 
