@@ -16,7 +16,7 @@ in the style of LTTng's snapshot mode::
         print(ev.timestamp, ev.thread_name, ev.name, ev.fields)
 
 Nothing is recorded before :func:`start` (or ``RINGTRACE=1`` in the
-environment); traced code then costs about one wrapt pass-through.
+environment). :func:`engine` says which tracing engine is in use.
 """
 
 from .channel import Channel
@@ -30,6 +30,7 @@ from .control import (
     start_from_environment,
     stop,
 )
+from .engines import engine
 from .hotpath import event
 from .logbridge import record_logging, stop_logging
 from .model import Event, Snapshot, SnapshotFileError, StreamInfo
@@ -52,6 +53,7 @@ __all__ = [
     "dump",
     "dump_off",
     "dump_on",
+    "engine",
     "event",
     "patch",
     "patch_module",

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 
-from . import hotpath
+from . import engines, hotpath
 from .channel import Channel
 from .model import Event, Snapshot, StreamInfo
 from .reading import consume as _consume
@@ -23,6 +23,7 @@ def start(
     max_dead_streams: int = 64,
     max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
     redact: Iterable[str] | bool = True,
+    engine: str | None = None,
 ) -> Recorder:
     """Start recording, process-wide, into fresh rings.
 
@@ -30,9 +31,14 @@ def start(
     taking every event. ``max_dead_streams`` caps the streams of ended
     threads kept readable; ``max_field_chars`` caps each field value as read;
     ``redact`` is ``True`` (hide credential-like field names), ``False``, or
-    the list of name fragments to hide. Raises ``RuntimeError`` if already
-    started: call :func:`stop` first.
+    the list of name fragments to hide. ``engine`` (``auto``, ``sysmon`` or
+    ``wrapt``) picks the tracing engine for what is traced from then on (see
+    :mod:`instrument.engines`; best set before anything is traced, or with
+    ``RINGTRACE_ENGINE``). Raises ``RuntimeError`` if already started: call
+    :func:`stop` first.
     """
+    if engine is not None:
+        engines.check_engine_name(engine)
     with _lock:
         if hotpath.active() is not None:
             raise RuntimeError("instrument is already recording; call instrument.stop() first")
@@ -42,7 +48,10 @@ def start(
             max_field_chars=max_field_chars,
             redact=redact,
         )
+        if engine is not None:
+            engines.use(engine)
         hotpath.activate(recorder)
+        engines.started()
         return recorder
 
 
@@ -56,6 +65,7 @@ def stop() -> Recorder:
         if recorder is None:
             raise RuntimeError("instrument is not recording; call instrument.start() first")
         hotpath.activate(None)
+        engines.stopped()
         return recorder
 
 
@@ -104,6 +114,7 @@ def _after_fork_in_child() -> None:
     if recorder is not None:
         recorder.after_fork()
         hotpath.activate(recorder)
+        engines.started()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

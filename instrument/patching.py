@@ -1,10 +1,12 @@
-"""Tracing code nobody decorated: wrapt patches on third-party functions.
+"""Tracing code nobody decorated: patches on third-party functions.
 
-``patch("pkg.mod:Class.method")`` replaces the attribute with a traced
-wrapper; if ``pkg.mod`` is not imported yet, a wrapt post-import hook does it
-when it is. Patching the same target twice is a no-op, and :func:`unpatch`
-puts back exactly what was there (or removes the attribute if it was
-inherited), and cancels a hook that has not fired yet.
+``patch("pkg.mod:Class.method")`` hands the target to the tracing engine:
+the sysmon engine registers its code object and changes no attribute, the
+wrapt engine replaces the attribute with a traced wrapper. If ``pkg.mod`` is
+not imported yet, a wrapt post-import hook does it when it is. Patching the
+same target twice is a no-op, and :func:`unpatch` undoes exactly what was
+done (the wrapt engine puts back what was there, or removes the attribute if
+it was inherited), and cancels a hook that has not fired yet.
 """
 
 from __future__ import annotations
@@ -25,16 +27,14 @@ from typing import Any, TypeVar
 
 import wrapt
 
+from . import engines
+from .engines import unwrap_descriptor
 from .frame_readers import reads_frames
-from .tracing import FieldSpec, TracedFunction, default_name, make_wrapper, unwrap_descriptor
+from .tracing import FieldSpec, default_name, trace_options
 
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _lock = threading.RLock()
 _active: dict[str, Patch] = {}
-#: One wrapper per function object (and options), shared by every target
-#: that names it, so that a re-export stays the same object as its source
-#: (``pkg.f is pkg.mod.f``): id of the original -> [original, wrapper, users].
-_shared: dict[tuple[Any, ...], list[Any]] = {}
 
 
 def _new_lock_after_fork() -> None:
@@ -45,11 +45,6 @@ def _new_lock_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_new_lock_after_fork)
-
-
-class _PatchWrapper(TracedFunction):
-    """The wrapper :func:`patch` puts in place (``@trace`` makes the base class):
-    a copy of it found at another target is undone too."""
 
 
 _U = TypeVar("_U", bound="_Undoable")
@@ -82,41 +77,18 @@ class Patch(_Undoable):
         self.options = options
         self.applied = False
         self.cancelled = False
-        self._parent: Any = None
-        self._attribute = ""
-        self._original: Any = None
-        self._owned = False  # the attribute was in the parent's own __dict__
+        self._undo: engines.Undo | None = None
         self._hook: Any = None
-        self._key: tuple[Any, ...] | None = None  # in _shared, while applied
+        self._original: Any = None  # what the target named when applied
 
     def _apply(self, module: ModuleType) -> None:
         parent, attribute, original = wrapt.resolve_path(module, self.path)
-        self._owned = attribute in getattr(parent, "__dict__", {})
-        if type(original) is _PatchWrapper:
-            # Another patch's wrapper, copied here by an import while it was
-            # applied (``from .mod import f``): adopt it, so that unpatching
-            # puts back what the import would have copied without patching.
-            self._parent, self._attribute = parent, attribute
-            self._original = original.__wrapped__
-            self.applied = True
-            return
-        # A TracedFunction around a classmethod passes isinstance(classmethod)
-        # (wrapt proxies __class__): test the object itself first.
-        if isinstance(original, TracedFunction) or isinstance(
-            unwrap_descriptor(original), TracedFunction
-        ):
-            return  # already traced by @trace: never wrap twice
         if not callable(unwrap_descriptor(original)):
             raise TypeError(f"patch target {self.target!r} is not callable: {original!r}")
-        self._key = _share_key(original, self.options)
-        shared = _shared.get(self._key)
-        if shared is None:
-            wrapper = _PatchWrapper(original, make_wrapper(original, **self.options))
-            shared = _shared[self._key] = [original, wrapper, 0]
-        shared[2] += 1
-        self._parent, self._attribute, self._original = parent, attribute, original
-        wrapt.apply_patch(parent, attribute, shared[1])
-        self.applied = True
+        options = trace_options(original, **self.options)
+        self._undo = engines.current().patch(parent, attribute, original, options)
+        self.applied = self._undo is not None
+        self._original = original
 
     def _on_import(self, module: ModuleType) -> None:
         with _lock:
@@ -142,34 +114,14 @@ class Patch(_Undoable):
             if self._hook is not None:
                 _forget_hook(self.module, self._hook)
                 self._hook = None
-            if self.applied:
-                if self._owned:
-                    setattr(self._parent, self._attribute, self._original)
-                else:
-                    delattr(self._parent, self._attribute)
+            if self.applied and self._undo is not None:
+                self._undo()
+                self._undo = None
                 self.applied = False
-            if self._key is not None:
-                _release(self._key)
-                self._key = None
 
     def __repr__(self) -> str:
         state = "applied" if self.applied else "cancelled" if self.cancelled else "pending"
         return f"<Patch {self.target} {state}>"
-
-
-def _share_key(original: Any, options: dict[str, Any]) -> tuple[Any, ...]:
-    fields = options.get("fields")
-    fields = fields if fields is None or isinstance(fields, str) else tuple(fields)
-    name, retval, channel = options.get("name"), options.get("retval"), options.get("channel")
-    return (id(original), name, fields, retval, channel)
-
-
-def _release(key: tuple[Any, ...]) -> None:
-    shared = _shared.get(key)
-    if shared is not None:
-        shared[2] -= 1
-        if shared[2] <= 0:
-            del _shared[key]
 
 
 def _forget_hook(module: str, hook: Any) -> None:
@@ -268,10 +220,11 @@ class ModulePatch(_Undoable):
         with _lock:
             if self.cancelled:
                 return
+            wraps = engines.current().name == "wrapt"  # sysmon adds no frame
             for target, obj in _callables_of(module, self.package):
                 if not self._wanted(target.replace(":", ".")) or target in _active:
                     continue
-                if reads_frames(obj):  # our frame would be the one it reads
+                if wraps and reads_frames(obj):  # our frame would be the one it reads
                     self.frame_readers.add(default_name(obj))
                     continue
                 try:

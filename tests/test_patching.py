@@ -19,7 +19,7 @@ from wrapt import importer
 
 import instrument
 from instrument import Recorder
-from instrument.tracing import TracedFunction
+from instrument.engines.wrapt_engine import TracedFunction
 
 _counter = itertools.count()
 
@@ -524,7 +524,7 @@ def test_every_name_of_a_function_gets_the_same_wrapper(
     original = core.first.__wrapped__
     group.unpatch()
     assert root.first is core.first is root.alias is later.also_first is original
-    assert instrument.patching._shared == {}
+    assert instrument.engines._get("wrapt")._shared == {}
 
 
 def test_targets_sharing_a_wrapper_unpatch_independently(
@@ -540,7 +540,7 @@ def test_targets_sharing_a_wrapper_unpatch_independently(
     assert core.first is original and isinstance(root.first, TracedFunction)
     assert root.first([1]) == 1 and len(calls()) == 2
     on_root.unpatch()
-    assert root.first is original and instrument.patching._shared == {}
+    assert root.first is original and instrument.engines._get("wrapt")._shared == {}
     # other options make a wrapper of their own
     with instrument.patch(f"{pkg}:first", fields=["items"]), instrument.patch(f"{pkg}.core:first"):
         assert root.first is not core.first

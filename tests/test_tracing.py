@@ -14,7 +14,7 @@ import pytest
 
 import instrument
 from instrument import Event, Recorder, span, trace
-from instrument.tracing import TracedFunction
+from instrument.engines.wrapt_engine import TracedFunction
 
 
 def recorded(kinds: tuple[str, ...] = ("entry", "exit", "event")) -> list[Event]:
