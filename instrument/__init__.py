@@ -17,6 +17,12 @@ in the style of LTTng's snapshot mode::
 
 Nothing is recorded before :func:`start` (or ``RINGTRACE=1`` in the
 environment). :func:`engine` says which tracing engine is in use.
+
+PYTEST_DONT_REWRITE: installed (not editable) with the pytest plugin, this
+package is marked for assertion rewriting like the plugin's; it has no
+assertions for pytest, and without this marker every pytest session that
+starts after it was imported (nested sessions, ``RINGTRACE=1``) would warn
+that it cannot be rewritten, an error under ``-W error``.
 """
 
 from .channel import Channel

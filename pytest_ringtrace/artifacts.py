@@ -1,4 +1,13 @@
-"""Snapshot files: their names, and writing them without ever overwriting one.
+"""Snapshot files: their session directory, their names, and writing them
+without ever overwriting one.
+
+Like ``tmp_path``, each session writes into a numbered directory of its own,
+``.ringtrace/session-000042/``, and keeps the last N of them (ini
+``ringtrace_retention_count``, default 3): zero-padded numbers sort in run
+order, and only directories of that exact form are ever removed, so nothing
+else in ``.ringtrace/`` is touched. Under pytest-xdist the controller picks
+the directory and its workers write into it. A session that wrote nothing
+removes its empty directory at the end.
 
 A name carries the test id, the phase, the attempt (pytest-rerunfailures
 runs a test several times) and the pytest-xdist worker, e.g.
@@ -25,6 +34,8 @@ from .warning import describe
 
 MAX_ID_CHARS = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-\[\]]+")
+SESSION_PREFIX = "session-"
+_SESSION_RE = re.compile(r"^session-(\d{6,})$")
 
 
 def worker_id(config: pytest.Config) -> str | None:
@@ -59,25 +70,107 @@ def file_stem(nodeid: str, phase: str, attempt: int, worker: str | None) -> str:
     return f"{stem}--{worker}" if worker else stem
 
 
+def _sessions(base: Path, *, only_directories: bool = True) -> list[tuple[int, Path]]:
+    """The numbered session directories in ``base``, oldest first (with
+    ``only_directories=False``, anything so named, e.g. a symlink)."""
+    found = []
+    for entry in os.scandir(base):
+        match = _SESSION_RE.match(entry.name)
+        if match and (not only_directories or entry.is_dir(follow_symlinks=False)):
+            found.append((int(match.group(1)), Path(entry.path)))
+    return sorted(found)
+
+
+def new_session_directory(base: Path, keep: int) -> Path:
+    """Create the next ``session-NNNNNN`` in ``base``; remove all but the last ``keep``.
+
+    ``mkdir`` without ``exist_ok`` makes the pick atomic: two sessions
+    starting at once get different numbers.
+    """
+    import shutil
+
+    base.mkdir(parents=True, exist_ok=True)
+    for _ in range(1000):
+        number = max((n for n, _ in _sessions(base, only_directories=False)), default=0) + 1
+        path = base / f"{SESSION_PREFIX}{number:06d}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        for _n, old in _sessions(base)[:-keep]:
+            if old != path:
+                shutil.rmtree(old, ignore_errors=True)
+        return path
+    raise FileExistsError(f"no free session directory in {base}")
+
+
+class SessionDirectory:
+    """This session's snapshot directory, created when first needed.
+
+    ``fixed`` is a directory chosen elsewhere (by the pytest-xdist
+    controller, for its workers): it is used as it is.
+    """
+
+    def __init__(self, base: Path, keep: int, fixed: Path | None = None):
+        self.base = base
+        self.keep = keep
+        self._path = fixed
+        self._fixed = fixed is not None
+        self._created = False
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The directory (created now if it was not yet)."""
+        with self._lock:
+            if self._path is None:
+                self._path = new_session_directory(self.base, self.keep)
+                self._created = True
+            elif self._fixed and not self._created:
+                self._path.mkdir(parents=True, exist_ok=True)
+                self._created = True
+            return self._path
+
+    @property
+    def created(self) -> Path | None:
+        """The directory if it exists by now, else ``None`` (nothing created)."""
+        return self._path if self._created else None
+
+    def remove_if_empty(self) -> None:
+        """Remove the session's directory if nothing was written in it."""
+        if self._created and self._path is not None and not self._fixed:
+            try:
+                self._path.rmdir()  # only succeeds when empty
+            except OSError:
+                return
+            self._created = False
+            self._path = None
+
+
 class ArtifactWriter:
     """Writes a snapshot in each requested format under one free base name."""
 
-    def __init__(self, directory: Path):
-        self.directory = directory
+    def __init__(self, directory: SessionDirectory):
+        self.session = directory
         self._lock = threading.Lock()
         self._taken: set[Path] = set()
 
+    @property
+    def directory(self) -> Path:
+        return self.session.path
+
     def _reserve(self, stem: str, suffixes: Sequence[str]) -> Path:
+        directory = self.directory
         with self._lock:
             for n in range(1, 10_000):
-                base = self.directory / (stem if n == 1 else f"{stem}~{n}")
+                base = directory / (stem if n == 1 else f"{stem}~{n}")
                 if base in self._taken:
                     continue
                 if any(os.path.lexists(f"{base}{suffix}") for suffix in suffixes):
                     continue
                 self._taken.add(base)
                 return base
-        raise FileExistsError(f"no free file name for {stem!r} in {self.directory}")
+        raise FileExistsError(f"no free file name for {stem!r} in {directory}")
 
     def write(
         self, snapshot: Snapshot, stem: str, formats: Sequence[str]
@@ -99,7 +192,6 @@ class ArtifactWriter:
         paths: dict[str, Path] = {}
         if not suffixes:
             return paths, problems
-        self.directory.mkdir(parents=True, exist_ok=True)
         base = self._reserve(stem, list(suffixes.values()))
         for fmt in suffixes:
             try:

@@ -67,29 +67,55 @@ def _link(path: Path, report_dir: Path) -> str:
         return path.as_uri()
 
 
+#: junit_family values whose schema allows ``<properties>`` in a test case.
+_FAMILIES_WITH_TESTCASE_PROPERTIES = ("xunit1", "legacy")
+
+
+def junit_path(config: pytest.Config, path: Path | str) -> str:
+    """``path`` as JUnit XML names it: absolute, or relative to the rootdir
+    (``--ringtrace-junit-paths=rootdir``: GitLab resolves attachments against
+    the project directory)."""
+    from .state import SETTINGS
+
+    settings = config.stash.get(SETTINGS, None)
+    if settings is not None and settings.junit_paths == "rootdir":
+        try:
+            return Path(os.path.relpath(path, config.rootpath)).as_posix()
+        except ValueError:  # another drive on Windows
+            return str(path)
+    return str(path)
+
+
 def attach_junit(
     config: pytest.Config,
     item: pytest.Item,
     report: pytest.TestReport,
     paths: Mapping[str, Path],
 ) -> None:
-    """A ``ringtrace_<format>`` property per file, and ``[[ATTACHMENT|path]]`` lines.
+    """Name the snapshot files in JUnit XML, keeping it valid for its ``junit_family``.
+
+    - ``[[ATTACHMENT|path]]`` lines in the test case's system-out (Jenkins
+      junit-attachments, GitLab, Azure pick them up), when ``junit_logging``
+      writes system-out;
+    - a ``ringtrace_<format>`` property per file only for families whose
+      schema allows test-case properties (xunit1, legacy): the default,
+      xunit2, does not. Without either, the controller adds test-suite
+      properties instead (:func:`add_suite_properties`), which xunit2 allows.
 
     junitxml writes properties and system-out from the teardown report,
     which is built from the item: for a setup or call snapshot the item gets
-    them; a teardown report already exists, so it gets them itself. The
-    attachment lines (picked up by Jenkins, GitLab, Azure) are added only
-    when ``junit_logging`` writes system-out.
+    them; a teardown report already exists, so it gets them itself.
     """
     if not getattr(config.option, "xmlpath", None) or not paths:
         return
-    properties = [(f"ringtrace_{fmt}", str(path)) for fmt, path in paths.items()]
-    report.user_properties.extend(properties)
-    if report.when != "teardown":
-        item.user_properties.extend(properties)
+    if config.getini("junit_family") in _FAMILIES_WITH_TESTCASE_PROPERTIES:
+        properties = [(f"ringtrace_{fmt}", junit_path(config, p)) for fmt, p in paths.items()]
+        report.user_properties.extend(properties)
+        if report.when != "teardown":
+            item.user_properties.extend(properties)
     if config.getini("junit_logging") not in _JUNIT_CAPTURES_STDOUT:
         return
-    text = "".join(f"[[ATTACHMENT|{path}]]\n" for path in paths.values())
+    text = "".join(f"[[ATTACHMENT|{junit_path(config, p)}]]\n" for p in paths.values())
     if report.when == "teardown":
         report.sections.append(("Captured stdout teardown", text))
         return
@@ -97,3 +123,25 @@ def attach_junit(
     if not config.getini("junit_log_passing_tests"):
         # junitxml then writes system-out from this very report
         report.sections.append((f"Captured stdout {report.when}", text))
+
+
+def add_suite_properties(config: pytest.Config, nodeid: str, info: Mapping[str, object]) -> None:
+    """On the process writing the XML: ``ringtrace:<test id>:<phase>:<format>``
+    test-suite properties, where a test case can name its files no other
+    valid way (xunit2 without system-out)."""
+    if config.getini("junit_family") in _FAMILIES_WITH_TESTCASE_PROPERTIES:
+        return
+    if config.getini("junit_logging") in _JUNIT_CAPTURES_STDOUT:
+        return
+    try:
+        from _pytest.junitxml import xml_key  # what record_testsuite_property uses
+    except ImportError:
+        return
+    xml = config.stash.get(xml_key, None)
+    paths = info.get("paths")
+    if xml is None or not isinstance(paths, dict):
+        return
+    for fmt, path in paths.items():
+        xml.add_global_property(
+            f"ringtrace:{nodeid}:{info.get('phase')}:{fmt}", junit_path(config, path)
+        )

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
 Window = Literal["test", "session"]
+JunitPaths = Literal["absolute", "rootdir"]
 
 DEFAULT_DIR = ".ringtrace"
 DEFAULT_TAIL = 20
@@ -27,6 +28,12 @@ DEFAULT_SUBBUF_SIZE = 4096
 DEFAULT_NUM_SUBBUF = 16
 DEFAULT_MAX_DEAD_STREAMS = 64
 DEFAULT_FORMATS = ("json", "html")
+DEFAULT_RETENTION = 3
+
+#: ini options declared as ``int`` show as such in ``--help`` (pytest >= 8.4;
+#: older pytest reads them as strings, which :func:`read_settings` accepts).
+_PYTEST = tuple(int(part) for part in re.findall(r"\d+", pytest.__version__)[:2])
+_INT: Any = "int" if _PYTEST >= (8, 4) else None
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PACKAGE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
@@ -101,6 +108,14 @@ def add_options(parser: pytest.Parser) -> None:
         "ini: ringtrace_formats).",
     )
     group.addoption(
+        "--ringtrace-junit-paths",
+        metavar="absolute|rootdir",
+        default=None,
+        help="How JUnit XML names snapshot files: absolute (default; Jenkins) or relative to "
+        "the rootdir (GitLab resolves attachments against the project directory) "
+        "(ini: ringtrace_junit_paths).",
+    )
+    group.addoption(
         "--ringtrace-xfail",
         action="store_true",
         default=None,
@@ -116,13 +131,32 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("ringtrace", "Turn the flight recorder on (like --ringtrace).", type="bool")
     parser.addini("ringtrace_dir", f"Snapshot directory (default: {DEFAULT_DIR}).")
-    parser.addini("ringtrace_tail", f"Events shown per snapshot (default: {DEFAULT_TAIL}).")
+    parser.addini(
+        "ringtrace_tail", f"Events shown per snapshot (default: {DEFAULT_TAIL}).", _INT, None
+    )
     parser.addini("ringtrace_instrument", "Packages traced whole, one per line.", type="linelist")
     parser.addini("ringtrace_window", "test or session (default: test).")
-    parser.addini("ringtrace_subbuf_size", f"Events per sub-buffer ({DEFAULT_SUBBUF_SIZE}).")
-    parser.addini("ringtrace_num_subbuf", f"Sub-buffers per ring ({DEFAULT_NUM_SUBBUF}).")
     parser.addini(
-        "ringtrace_max_dead_streams", f"Rings of ended threads kept ({DEFAULT_MAX_DEAD_STREAMS})."
+        "ringtrace_subbuf_size", f"Events per sub-buffer ({DEFAULT_SUBBUF_SIZE}).", _INT, None
+    )
+    parser.addini(
+        "ringtrace_num_subbuf", f"Sub-buffers per ring ({DEFAULT_NUM_SUBBUF}).", _INT, None
+    )
+    parser.addini(
+        "ringtrace_max_dead_streams",
+        f"Rings of ended threads kept ({DEFAULT_MAX_DEAD_STREAMS}).",
+        _INT,
+        None,
+    )
+    parser.addini(
+        "ringtrace_retention_count",
+        "Sessions whose snapshot directories are kept, this one included "
+        f"(default: {DEFAULT_RETENTION}; like tmp_path_retention_count).",
+        _INT,
+        None,
+    )
+    parser.addini(
+        "ringtrace_junit_paths", "absolute or rootdir: snapshot paths in JUnit XML (absolute)."
     )
     parser.addini(
         "ringtrace_formats", f"Snapshot formats ({' '.join(DEFAULT_FORMATS)}).", type="args"
@@ -148,6 +182,8 @@ class Settings:
     formats_where: str = "--ringtrace-formats"
     xfail: bool = False
     log_level: str | None = "DEBUG"  # None: the logging bridge is off
+    retention: int = DEFAULT_RETENTION
+    junit_paths: JunitPaths = "absolute"
 
 
 class _Source:
@@ -157,11 +193,16 @@ class _Source:
     def __init__(self, config: pytest.Config):
         self.config = config
 
-    def get(self, dest: str, ini: str) -> tuple[object, str]:
-        value = self.config.getoption(dest)
+    def get(self, dest: str | None, ini: str) -> tuple[object, str]:
+        value = self.config.getoption(dest) if dest is not None else None
         if value is not None:
-            return value, "--" + dest.replace("_", "-")
-        return self.config.getini(ini), f"ini option {ini}"
+            return value, "--" + str(dest).replace("_", "-")
+        where = f"ini option {ini}"
+        try:
+            return self.config.getini(ini), where
+        except (ValueError, TypeError, pytest.UsageError) as exc:
+            # a typed (int) ini value pytest could not convert
+            raise pytest.UsageError(f"{where}: expected a whole number ({exc})") from None
 
 
 def _int(value: object, where: str, low: int, high: int, what: str = "a whole number") -> int:
@@ -241,6 +282,13 @@ def read_settings(config: pytest.Config) -> Settings:
                 f"{subbuf * nsub} events per ring, above the limit of {MAX_CAPACITY}"
             )
     dead = number("ringtrace_max_dead_streams", DEFAULT_MAX_DEAD_STREAMS, 0, 1_000_000)
+    value, where = source.get(None, "ringtrace_retention_count")
+    retention = DEFAULT_RETENTION if value in (None, "") else _int(value, where, 1, 1_000_000)
+
+    value, where = source.get("ringtrace_junit_paths", "ringtrace_junit_paths")
+    junit_paths = str(value or "absolute").strip()
+    if junit_paths not in ("absolute", "rootdir"):
+        raise pytest.UsageError(f"{where}: expected 'absolute' or 'rootdir', got {junit_paths!r}")
 
     value, where = source.get("ringtrace_window", "ringtrace_window")
     window = str(value or "test").strip()
@@ -283,6 +331,8 @@ def read_settings(config: pytest.Config) -> Settings:
         formats_where=where,
         xfail=xfail,
         log_level=log_level,
+        retention=retention,
+        junit_paths=junit_paths,  # type: ignore[arg-type]
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from . import hooks
-from .fixture import ringtrace
+from .fixture import begin_phase, end_test, ringtrace
 from .marker import MARKER_HELP
 from .options import add_options, check_formats, read_settings
 from .state import PLUGIN_NAME, SETTINGS
@@ -47,3 +47,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     if config.pluginmanager.has_plugin("timeout"):
         config.pluginmanager.register(TimeoutSnapshots(plugin), "ringtrace-timeout")
+
+
+# The ``ringtrace`` fixture records from the start of its test's setup to the
+# end of its teardown, with or without --ringtrace; tests that do not use it
+# pay one membership test per phase.
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "ringtrace" in getattr(item, "fixturenames", ()):
+        begin_phase(item, "setup")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    if "ringtrace" in getattr(item, "fixturenames", ()):
+        begin_phase(item, "call")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if "ringtrace" in getattr(item, "fixturenames", ()):
+        begin_phase(item, "teardown")
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_runtest_teardown")
+def pytest_runtest_teardown_last(item: pytest.Item) -> None:
+    if "ringtrace" in getattr(item, "fixturenames", ()):
+        end_test(item)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from instrument import Event, Snapshot
-from instrument.view.render import describe_fields, printable
+from instrument.view.render import _BOLD, _RED, _YELLOW, PLAIN, Style, describe_fields, printable
 
 MAX_LINE = 220
 _MARKS = {"entry": "->", "exit": "<-", "event": " *"}
@@ -60,39 +60,51 @@ def section_text(
     paths: Mapping[str, str],
     tail: int,
     problems: Sequence[str] = (),
+    style: Style = PLAIN,
 ) -> str:
     """The text under ``---- ringtrace <phase> ----``.
 
     ``counts`` is :func:`summary` of the snapshot; ``failure_ns``
-    (monotonic) is time zero; ``paths`` the files written by format;
-    ``problems`` lines about what could not be done (e.g. a format that
-    failed), shown rather than hidden.
+    (monotonic) is time zero; ``paths`` the files written by format, as
+    they are to be shown (each listed once); ``problems`` lines about what
+    could not be done (e.g. a format that failed), shown rather than
+    hidden. ``style`` colours the header, notes and problems (the plugin
+    passes colour exactly when pytest colours its output).
     """
     events = snapshot.events
     threads = counts["threads"]
+    lost = f"{counts['lost']:,} lost events"
     lines = [
-        f"{_count(len(events), 'event')} from {_count(threads, 'thread')}, "
-        f"{counts['lost']:,} lost events, {counts['skipped_subbufs']:,} skipped sub-buffers"
-        f" (window: {'this test' if snapshot.since is not None else 'session'})"
+        style.paint(f"{_count(len(events), 'event')} from {_count(threads, 'thread')}, ", _BOLD)
+        + (style.paint(lost, _RED, _BOLD) if counts["lost"] else style.paint(lost, _BOLD))
+        + style.paint(
+            f", {counts['skipped_subbufs']:,} skipped sub-buffers"
+            f" (window: {'this test' if snapshot.since is not None else 'session'})",
+            _BOLD,
+        )
     ]
-    for index, path in enumerate(paths.values()):
+    for index, path in enumerate(dict.fromkeys(paths.values())):
         lines.append(f"{'snapshot:' if index == 0 else '':<9} {printable(path)}")
+
+    def note(text: str) -> None:
+        lines.append(style.paint(f"note: {text}", _YELLOW))
+
     if snapshot.dropped:
-        lines.append(f"note: full discard-mode rings dropped {snapshot.dropped:,} events")
+        note(f"full discard-mode rings dropped {snapshot.dropped:,} events")
     if snapshot.skipped:
-        lines.append(
-            f"note: {snapshot.skipped:,} events lost in {snapshot.skipped_subbufs:,} sub-buffers "
+        note(
+            f"{snapshot.skipped:,} events lost in {snapshot.skipped_subbufs:,} sub-buffers "
             "overwritten while being read"
         )
     short = truncated_threads(snapshot)
     if short:
         names = printable(", ".join(short[:5]))
-        lines.append(
-            f"note: the ring of {names}{' and more' if len(short) > 5 else ''} "
+        note(
+            f"the ring of {names}{' and more' if len(short) > 5 else ''} "
             "wrapped during this test: its oldest events are gone "
             "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
         )
-    lines.extend(f"problem: {printable(p)}" for p in problems)
+    lines.extend(style.paint(f"problem: {printable(p)}", _RED) for p in problems)
     if not events:
         lines.append(
             "no events recorded in this window: is the code under test traced "

@@ -25,10 +25,10 @@ import pytest
 
 import instrument
 from instrument import Channel, Snapshot
-from instrument.view.render import printable
+from instrument.view.render import Style, printable
 
-from .artifacts import ArtifactWriter, file_stem, worker_id
-from .attach import attach_html, attach_junit
+from .artifacts import ArtifactWriter, SessionDirectory, file_stem, safe_test_id, worker_id
+from .attach import add_suite_properties, attach_html, attach_junit
 from .marker import TestOptions, read_marker
 from .options import Settings
 from .recording import SessionRecording
@@ -38,6 +38,8 @@ from .warning import describe, warn
 
 #: Snapshots listed by name in the terminal summary; the rest are counted.
 SUMMARY_LINES = 20
+#: The key of ``workerinput`` naming the session directory workers share.
+WORKERINPUT_DIR = "ringtrace_session_dir"
 
 
 class RingtracePlugin:
@@ -47,7 +49,12 @@ class RingtracePlugin:
         self.config = config
         self.settings = settings
         self.worker = worker_id(config)
-        self.writer = ArtifactWriter(settings.directory)
+        workerinput = getattr(config, "workerinput", None)
+        shared = workerinput.get(WORKERINPUT_DIR) if isinstance(workerinput, dict) else None
+        self.session_dir = SessionDirectory(
+            settings.directory, settings.retention, Path(shared) if shared else None
+        )
+        self.writer = ArtifactWriter(self.session_dir)
         self.channels = self._channels()
         self.recording: SessionRecording | None = None
         self.written: list[tuple[str, dict[str, Any]]] = []
@@ -89,6 +96,53 @@ class RingtracePlugin:
             if self.settings.log_level is not None:
                 instrument.stop_logging()
             self.recording.stop()
+        if self.worker is None:  # the controller or a plain session; workers share it
+            self.session_dir.remove_if_empty()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist controller: every worker writes into this session's directory."""
+        try:
+            node.workerinput[WORKERINPUT_DIR] = str(self.session_dir.path)
+        except Exception as exc:
+            warn(f"cannot create the session's snapshot directory: {describe(exc)}")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """pytest-xdist controller: a worker died in ``crashitem``; show the
+        snapshot it wrote before a ``thread``-method timeout ended it."""
+        try:
+            self._attach_timeout_files(crashitem, report)
+        except Exception as exc:
+            warn(f"{crashitem}: cannot find the timeout snapshot: {describe(exc)}")
+
+    def _attach_timeout_files(self, nodeid: str, report: pytest.TestReport) -> None:
+        directory = self.session_dir.created
+        if directory is None:
+            return
+        prefix = f"{safe_test_id(nodeid)}--timeout--"
+        found = sorted(p for p in directory.iterdir() if p.name.startswith(prefix))
+        if not found:
+            return
+        report.sections.append(
+            (
+                section_title("timeout"),
+                "snapshot written before pytest-timeout (thread method) ended the worker:\n"
+                + "".join(f"  {printable(self.shown(path))}\n" for path in found),
+            )
+        )
+        report.ringtrace = {  # type: ignore[attr-defined]
+            "phase": "timeout",
+            "attempt": 1,
+            "worker": None,
+            "outcome": "timeout",
+            "paths": {path.suffix.lstrip(".") or path.name: str(path) for path in found},
+        }
+
+    def shown(self, path: Path) -> str:
+        """``path`` as the terminal shows it: relative to the invocation directory
+        when it is under it, else absolute."""
+        return shown_path(path, self.config.invocation_params.dir)
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         s = self.settings
@@ -276,14 +330,16 @@ class RingtracePlugin:
         snapshot, counts, paths, problems = taken
         tail = state.options.tail if state.options.tail is not None else self.settings.tail
         shown = {fmt: str(path) for fmt, path in paths.items()}
+        relative = {fmt: self.shown(path) for fmt, path in paths.items()}
         title = section_title(report.when)
         text = section_text(
             snapshot,
             counts=counts,
             failure_ns=failure_ns,
-            paths=shown,
+            paths=relative,
             tail=tail,
             problems=problems,
+            style=self.style(),
         )
         report.sections.append((title, text))
         report.ringtrace = {  # type: ignore[attr-defined]
@@ -326,24 +382,53 @@ class RingtracePlugin:
         info = getattr(report, "ringtrace", None)
         if isinstance(info, dict):
             self.written.append((report.nodeid, info))
+            if self.worker is None:
+                try:
+                    add_suite_properties(self.config, report.nodeid, info)
+                except Exception as exc:
+                    warn(f"{report.nodeid}: cannot name the snapshot in JUnit XML: {describe(exc)}")
+
+    def style(self) -> Style:
+        """Colour exactly when pytest colours its own output (``--color``, a terminal)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        color = bool(getattr(getattr(reporter, "_tw", None), "hasmarkup", False))
+        return Style(color=color)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.written:
             return
         count = len(self.written)
         plural = "s" if count != 1 else ""
+        directory = self.session_dir.created
+        where_all = self.shown(directory) if directory is not None else self.settings.directory
         terminalreporter.write_sep(
-            "-", f"ringtrace: {count} snapshot{plural} in {self.settings.directory}"
+            "-", printable(f"ringtrace: {count} snapshot{plural} in {where_all}")
         )
         for nodeid, info in self.written[:SUMMARY_LINES]:
             paths = info.get("paths") or {}
-            where = next(iter(paths.values()), "no file: nothing was recorded")
+            files = " ".join(_file_name(p, directory) for p in paths.values())
+            where = files or "no file: nothing was recorded"
             attempt = f", attempt {info.get('attempt')}" if info.get("attempt", 1) != 1 else ""
             terminalreporter.write_line(
                 printable(f"{nodeid} [{info.get('phase')}{attempt}]: {where}")
             )
         if count > SUMMARY_LINES:
             terminalreporter.write_line(f"... and {count - SUMMARY_LINES} more")
+
+
+def shown_path(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` when it lies under it, else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(start).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _file_name(path: str, directory: Path | None) -> str:
+    """A summary entry: the file's name within the session directory, else its path."""
+    if directory is not None and Path(path).parent == directory:
+        return Path(path).name
+    return path
 
 
 def _prune_idle_streams(snapshot: Snapshot) -> int:

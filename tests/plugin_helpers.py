@@ -99,9 +99,45 @@ def snapshots_of(pytester: pytest.Pytester, report: dict[str, Any]) -> Path:
 
 
 def artifact_files(pytester: pytest.Pytester, directory: str = ".ringtrace") -> list[Path]:
-    """Every snapshot file written in the directory, by name."""
+    """Every snapshot file written under the directory, session by session
+    (``session-NNNNNN/``), by name."""
     root = pytester.path / directory
-    return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(
+        p
+        for session in root.glob("session-*")
+        for p in session.iterdir()
+        if not p.name.startswith(".")
+    )
+
+
+def make_venv(where: Path) -> tuple[Path, Path]:
+    """(python, site-packages) of a new venv that also sees this environment's
+    packages through a ``.pth`` file (``--system-site-packages`` would show
+    the base interpreter's, which under tox lacks our dependencies); pip is
+    this environment's, so nothing is downloaded."""
+    import os
+    import site
+    import subprocess
+    import sys
+
+    made = subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(where)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    found = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    purelib = Path(found.stdout.strip())
+    parents = [*site.getsitepackages(), site.getusersitepackages()]
+    (purelib / "_parent_environment.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in parents if os.path.isdir(d))
+    )
+    return python, purelib
 
 
 def load(path: Path) -> Snapshot:

@@ -226,13 +226,15 @@ def test_entry_point_format_and_sink_in_a_pytest_run(
     assert ran.returncode == 1, ran.stdout + ran.stderr
     assert "1 failed, 1 passed" in ran.stdout
     assert "ringtrace plugin" not in ran.stdout  # no plugin warning
-    (written,) = sorted((tmp_path / "snapshots").glob("*.csv"))
+    (written,) = sorted((tmp_path / "snapshots").glob("session-*/*.csv"))
     assert "test_refund" in written.name
     with written.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert ("refund.start", "req-9") in [(r["name"], r["request_id"]) for r in rows]
     assert sorted(p.name for p in copies.iterdir()) == sorted(
-        p.name for p in (tmp_path / "snapshots").iterdir() if p.suffix in (".json", ".csv")
+        p.name
+        for p in (tmp_path / "snapshots").glob("session-*/*")
+        if p.suffix in (".json", ".csv")
     )
 
 

@@ -12,6 +12,8 @@ import re
 import pytest
 from plugin_helpers import FAST, artifact_files, load, make_app, reports, section
 
+import instrument
+
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 OUTCOMES = """
@@ -116,11 +118,13 @@ def test_failures_in_each_phase_and_strict_xpass_get_a_snapshot(outcomes: pytest
         "test_outcomes.py__test_strict_xpass": [30],
         "test_outcomes.py__test_teardown_fails": [20, 22, 21],
     }
-    directory = outcomes.path / ".ringtrace"
+    # one session directory, named once, relative to the invocation directory
+    assert {f.parent for f in files} == {outcomes.path / ".ringtrace" / "session-000001"}
     result.stdout.fnmatch_lines(
         [
-            f"*- ringtrace: 4 snapshots in {directory} -*",
-            f"test_outcomes.py::test_call_fails [[]call]: {directory}/*--call--attempt1.json",
+            "*- ringtrace: 4 snapshots in .ringtrace/session-000001 -*",
+            "test_outcomes.py::test_call_fails [[]call]: "
+            "test_outcomes.py__test_call_fails--call--attempt1.json",
         ]
     )
 
@@ -157,7 +161,7 @@ def test_section_shows_counts_files_and_the_last_events(outcomes: pytest.Pyteste
     assert lines[0] == (
         "9 events from 2 threads, 0 lost events, 0 skipped sub-buffers (window: this test)"
     )
-    assert lines[1] == f"snapshot: {path}"
+    assert lines[1] == f"snapshot: {path.relative_to(outcomes.path)}"
     assert lines[2] == "last 4 of 9 events (time relative to the failure):"
     events = lines[3:]
     assert len(events) == 4
@@ -227,16 +231,31 @@ def test_snapshot_metadata_names_the_test(outcomes: pytest.Pytester):
     assert {e.thread_name for e in snap.events} == {"MainThread", "helper-thread"}
 
 
-def test_files_are_never_overwritten(outcomes: pytest.Pytester):
+def test_each_session_writes_into_a_directory_of_its_own(outcomes: pytest.Pytester):
     for _ in range(2):
         outcomes.runpytest("--ringtrace", *FAST, "-k", "call_fails")
-    names = [f.name for f in artifact_files(outcomes)]
+    names = [
+        f.relative_to(outcomes.path / ".ringtrace").as_posix() for f in artifact_files(outcomes)
+    ]
     assert names == [
-        "test_outcomes.py__test_call_fails--call--attempt1.json",
-        "test_outcomes.py__test_call_fails--call--attempt1~2.json",
+        "session-000001/test_outcomes.py__test_call_fails--call--attempt1.json",
+        "session-000002/test_outcomes.py__test_call_fails--call--attempt1.json",
     ]
     first, second = (load(f) for f in artifact_files(outcomes))
     assert first.taken_at < second.taken_at
+
+
+def test_files_are_never_overwritten_within_a_session(outcomes: pytest.Pytester):
+    from pytest_ringtrace.artifacts import ArtifactWriter, SessionDirectory
+
+    writer = ArtifactWriter(SessionDirectory(outcomes.path / "out", keep=3))
+    snap = instrument.Snapshot(events=[], streams=[], clock_offset_ns=0, taken_at=0)
+    first, _ = writer.write(snap, "t--call--attempt1", ["json"])
+    second, _ = writer.write(snap, "t--call--attempt1", ["json"])
+    assert [first["json"].name, second["json"].name] == [
+        "t--call--attempt1.json",
+        "t--call--attempt1~2.json",
+    ]
 
 
 def test_default_formats_are_json_and_the_html_timeline(outcomes: pytest.Pytester):
@@ -247,7 +266,7 @@ def test_default_formats_are_json_and_the_html_timeline(outcomes: pytest.Pyteste
         "test_outcomes.py__test_call_fails--call--attempt1.html",
         "test_outcomes.py__test_call_fails--call--attempt1.json",
     ]
-    html = (outcomes.path / ".ringtrace" / names[0]).read_text()
+    html = next(f for f in artifact_files(outcomes) if f.suffix == ".html").read_text()
     assert "<html" in html.lower() and "app.tick" in html
 
 

@@ -3,6 +3,8 @@ rule that the plugin's own errors are warnings, never a changed outcome."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from plugin_helpers import FAST, artifact_files, load, make_app, reports, section
 
@@ -391,3 +393,109 @@ def pytest_unconfigure(config):
     assert [p.suffix for p in artifact_files(pytester)] == [".json"]
     (report,) = [r for r in reports(pytester) if r["ringtrace"]]
     assert list(report["ringtrace"]["paths"]) == ["json"]
+
+
+CAPLOG_IDIOMS = """
+import pytest
+from app import step
+
+@pytest.fixture
+def prepared():
+    step(1)
+    yield
+    step(3)
+
+def test_idioms(prepared, ringtrace):
+    step(2)
+    # text is a property: `in` works, as with caplog.text
+    assert "app.tick" in ringtrace.text and "n=2" in ringtrace.text
+    assert ringtrace.text.splitlines() == ringtrace.messages
+    assert ringtrace.messages[:2] == [
+        "-> app.step  n=1",
+        " * app.tick  n=1 note='' password='[redacted]'",
+    ]
+    # records and events are the same; len() and iteration
+    assert ringtrace.records == ringtrace.events == list(ringtrace)
+    assert len(ringtrace) == 6
+    # each span once, at its entry
+    assert ringtrace.names == ["app.step", "app.tick", "app.step", "app.tick"]
+    # per phase
+    assert [e.fields.get("n") for e in ringtrace.get_records("setup")] == [1, 1, None]
+    assert [e.fields.get("n") for e in ringtrace.get_records("call")] == [2, 2, None]
+    assert ringtrace.get_records("teardown") == []
+    with pytest.raises(ValueError, match="when must be one of setup, call, teardown"):
+        ringtrace.get_records("later")
+    # the older method form still works
+    assert "last 1 of 6 events" in ringtrace.text(tail=1)
+    ringtrace.clear()
+    assert len(ringtrace) == 0 and ringtrace.text == "" and ringtrace.get_records("setup") == []
+    step(4)
+    assert ringtrace.names == ["app.step", "app.tick"]
+"""
+
+
+@pytest.mark.parametrize("option", [[], ["--ringtrace"]], ids=["without", "with"])
+def test_fixture_caplog_idioms_the_same_with_and_without_the_option(
+    pytester: pytest.Pytester, option: list[str]
+):
+    make_app(pytester)
+    pytester.makepyfile(CAPLOG_IDIOMS)
+    pytester.runpytest(*option, *FAST).assert_outcomes(passed=1)
+    assert not instrument.recording()
+
+
+def test_fixture_sees_fixture_teardown_events_with_and_without_the_option(
+    pytester: pytest.Pytester,
+):
+    make_app(pytester)
+    pytester.makeconftest(
+        """
+import json, pytest
+from app import step
+SEEN = {}
+
+@pytest.fixture
+def early():
+    step(1)
+    yield
+    step(9)
+
+@pytest.fixture
+def check(request):
+    yield
+    item = request.node
+    SEEN[item.nodeid] = item.funcargs["ringtrace"]
+
+def pytest_sessionfinish(session):
+    out = {k: [e.fields.get("n") for e in v.get_records("teardown")] for k, v in SEEN.items()}
+    with open("teardown.json", "w") as f:
+        json.dump(out, f)
+"""
+    )
+    pytester.makepyfile("from app import step\ndef test_x(early, check, ringtrace):\n    step(2)\n")
+    results = []
+    for option in ([], ["--ringtrace"]):
+        pytester.runpytest(*option, *FAST).assert_outcomes(passed=1)
+        results.append(json.loads((pytester.path / "teardown.json").read_text()))
+    # the teardown of a fixture set up before `ringtrace` is recorded either way
+    assert (
+        results[0]
+        == results[1]
+        == {
+            "test_fixture_sees_fixture_teardown_events_with_and_without_the_option.py::test_x": [
+                9,
+                9,
+                None,
+            ]
+        }
+    )
+
+
+def test_section_is_coloured_only_when_pytest_colours(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile("from app import step\ndef test_x():\n    step(1)\n    assert 0\n")
+    coloured = pytester.runpytest("--ringtrace", *FAST, "--color=yes").stdout.str()
+    plain = pytester.runpytest("--ringtrace", *FAST, "--color=no").stdout.str()
+    assert "\x1b[1m3 events from 1 thread, \x1b[0m" in section(coloured, "ringtrace call")
+    assert "\x1b[" not in section(plain, "ringtrace call")
+    assert "\x1b[" not in plain

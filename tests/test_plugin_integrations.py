@@ -103,18 +103,77 @@ def test_xdist_html_and_junit_together(pytester: pytest.Pytester):
         pytester.path / "report" / link["content"]
     ).resolve() == files[1].resolve()
     assert extras["ringtrace call"]["format_type"] == "text"
-    # JUnit: a property per file, and an attachment line in system-out
+    # JUnit (xunit2, the default family): an attachment line in system-out,
+    # no test-case properties (the schema has none), valid against the schema
+    assert xunit2_problems(pytester.path / "junit.xml") == []
     cases = _testcases(pytester.path / "junit.xml")
     for name, phase in (("test_call_fails", "call"), ("test_teardown_fails", "teardown")):
         path = seen[(name, phase)]["paths"]["json"]
-        props = [
-            (p.get("name"), p.get("value")) for case in cases[name] for p in case.iter("property")
-        ]
-        assert ("ringtrace_json", path) in props
+        assert not [p for case in cases[name] for p in case.iter("property")]
         system_out = "".join(case.findtext("system-out") or "" for case in cases[name])
         assert f"[[ATTACHMENT|{path}]]" in system_out
         assert Path(path).is_absolute() and Path(path).exists()
-    assert not any(p.get("name") for p in cases["test_passes[0]"][0].iter("property"))
+
+
+# The constraints of the xunit2 schema pytest's default junit_family follows
+# (Jenkins' junit-10.xsd, which pytest's own tests validate against with
+# xmlschema): which children and attributes each element may have. The
+# schema is not copied here; its element and attribute lists are. pytest
+# writes <error> for setup/teardown errors, which is kept allowed.
+_XUNIT2_CHILDREN = {
+    "testsuites": {"testsuite"},
+    "testsuite": {"testsuite", "properties", "testcase", "system-out", "system-err"},
+    "properties": {"property"},
+    "property": set(),
+    "testcase": {
+        "skipped", "error", "failure", "rerunFailure", "rerunError", "flakyFailure",
+        "flakyError", "system-out", "system-err",
+    },
+}  # fmt: skip
+_XUNIT2_ATTRIBUTES = {
+    "testsuites": ({"name", "time", "tests", "failures", "errors"}, set()),
+    "testsuite": (
+        {
+            "name", "tests", "failures", "errors", "group", "time", "skipped", "timestamp",
+            "hostname", "id", "package", "file", "log", "url", "version",
+        },
+        {"name", "tests", "failures", "errors"},
+    ),
+    "testcase": ({"name", "time", "classname", "group"}, {"name"}),
+    "property": ({"name", "value"}, {"name", "value"}),
+}  # fmt: skip
+
+
+def xunit2_problems(path: Path) -> list[str]:
+    """Where a JUnit XML file breaks the xunit2 schema's structure (empty: valid)."""
+    problems: list[str] = []
+
+    def check(element: ET.Element) -> None:
+        tag = element.tag
+        allowed, required = _XUNIT2_ATTRIBUTES.get(tag, (None, set()))
+        label = f"{tag} {element.get('name')}" if element.get("name") else tag
+        if allowed is not None:
+            problems.extend(
+                f"{label}: attribute {a} not allowed" for a in element.attrib if a not in allowed
+            )
+            problems.extend(
+                f"{label}: attribute {a} missing" for a in required if a not in element.attrib
+            )
+        children = _XUNIT2_CHILDREN.get(tag)
+        if children is None:
+            return  # text-only elements (failure, skipped, system-out...)
+        problems.extend(
+            f"{label}: <{child.tag}> not allowed" for child in element if child.tag not in children
+        )
+        for child in element:
+            if child.tag in children:
+                check(child)
+
+    root = ET.parse(path).getroot()
+    if root.tag not in ("testsuites", "testsuite"):
+        return [f"root element <{root.tag}>"]
+    check(root)
+    return problems
 
 
 def test_html_report_embeds_the_timeline(pytester: pytest.Pytester):
@@ -141,15 +200,61 @@ def test_html_report_embeds_the_timeline(pytester: pytest.Pytester):
     assert html.escape(timeline, quote=True) in frame
 
 
-def test_junit_properties_without_system_out(pytester: pytest.Pytester):
+def test_junit_default_family_is_valid_xunit2_with_suite_properties(pytester: pytest.Pytester):
+    """Without system-out, xunit2 has no valid place in a test case: the files
+    are named by test-suite properties, which the schema allows."""
     make_app(pytester)
     pytester.makepyfile(test_failures=FAILURES)
     pytester.runpytest("--ringtrace", *FAST, "--junitxml=junit.xml")
+    assert xunit2_problems(pytester.path / "junit.xml") == []
+    cases = _testcases(pytester.path / "junit.xml")
+    assert not list(cases["test_call_fails"][0].iter("property"))
+    assert cases["test_call_fails"][0].find("system-out") is None
+    suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iterfind("properties/property")}
+    path = props["ringtrace:test_failures.py::test_call_fails:call:json"]
+    assert path is not None and Path(path).is_absolute() and Path(path).exists()
+    assert "ringtrace:test_failures.py::test_teardown_fails:teardown:json" in props
+
+
+def test_junit_old_families_get_test_case_properties(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_failures=FAILURES)
+    pytester.runpytest("--ringtrace", *FAST, "--junitxml=junit.xml", "-o", "junit_family=xunit1")
     cases = _testcases(pytester.path / "junit.xml")
     (prop,) = cases["test_call_fails"][0].iter("property")
     assert prop.get("name") == "ringtrace_json"
     assert Path(prop.get("value", "")).exists()
-    assert cases["test_call_fails"][0].find("system-out") is None
+    # what makes xunit1 output invalid xunit2: the check sees it
+    problems = xunit2_problems(pytester.path / "junit.xml")
+    assert "testcase test_call_fails: <properties> not allowed" in problems
+    assert "testcase test_teardown_fails: <properties> not allowed" in problems
+
+
+def test_junit_paths_relative_to_the_rootdir(pytester: pytest.Pytester):
+    make_app(pytester)
+    pytester.makepyfile(test_failures=FAILURES)
+    sub = pytester.mkdir("sub")
+    pytester.makeini("[pytest]\nringtrace_junit_paths = rootdir\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(sub)  # invoked from elsewhere: still relative to the rootdir
+        pytester.runpytest(
+            "--ringtrace", *FAST, f"--rootdir={pytester.path}", str(pytester.path),
+            "--junitxml=../junit.xml", "-o", "junit_logging=system-out",
+        )  # fmt: skip
+    assert xunit2_problems(pytester.path / "junit.xml") == []
+    cases = _testcases(pytester.path / "junit.xml")
+    system_out = cases["test_call_fails"][0].findtext("system-out") or ""
+    (line,) = [x for x in system_out.splitlines() if x.startswith("[[ATTACHMENT|")]
+    relative = line[len("[[ATTACHMENT|") : -2]
+    assert relative.startswith(".ringtrace/session-000001/") and relative.endswith(".json")
+    assert (pytester.path / relative).is_file()
+
+
+def test_junit_paths_option_is_checked(pytester: pytest.Pytester):
+    with pytest.raises(pytest.UsageError, match="--ringtrace-junit-paths: expected 'absolute'"):
+        pytester.parseconfigure("--ringtrace-junit-paths=project")
 
 
 def test_junit_attachment_when_only_failures_are_logged(pytester: pytest.Pytester):
@@ -239,7 +344,7 @@ def test_timeout_thread_method_file_removed_when_the_test_ends_in_time(
         def test_just_in_time():
             instrument.event("slow.start")
             snaps = pathlib.Path(".ringtrace")
-            while not any(p.suffix == ".json" for p in snaps.glob("*")):
+            while not any(p.suffix == ".json" for p in snaps.glob("session-*/*")):
                 time.sleep(0.005)
         """
     )
@@ -338,7 +443,7 @@ def test_example_application_demo(tmp_path: Path):
     assert len(committed) == 2 and all("level=0" in line for line in committed)
     assert lines.index(checked[1]) < lines.index(committed[0])
     assert sum("order.confirmed" in line for line in lines) == 2
-    assert len(list(tmp_path.glob("*.json"))) == 1
+    assert len(list(tmp_path.glob("session-*/*.json"))) == 1
 
 
 def test_default_run_does_not_collect_the_examples():

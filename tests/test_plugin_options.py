@@ -67,6 +67,14 @@ def test_bad_ini_value_names_the_ini_option(pytester: pytest.Pytester):
         pytester.parseconfigure()
 
 
+def test_numeric_ini_value_of_the_wrong_type_in_pyproject_names_the_option(
+    pytester: pytest.Pytester,
+):
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nringtrace_num_subbuf = "many"\n')
+    with pytest.raises(pytest.UsageError, match=r"^ini option ringtrace_num_subbuf: expected"):
+        pytester.parseconfigure()
+
+
 def test_dir_that_is_a_file_is_a_usage_error(pytester: pytest.Pytester):
     pytester.makefile(".txt", snaps="not a directory")
     with pytest.raises(pytest.UsageError, match=r"snaps.txt exists and is not a directory"):
@@ -132,12 +140,12 @@ def test_every_option_in_pyproject(pytester: pytest.Pytester):
         [tool.pytest.ini_options]
         ringtrace = true
         ringtrace_dir = "artifacts/rt"
-        ringtrace_tail = "7"
+        ringtrace_tail = 7
         ringtrace_instrument = ["pkg_a", "pkg_b"]
         ringtrace_window = "session"
-        ringtrace_subbuf_size = "256"
-        ringtrace_num_subbuf = "4"
-        ringtrace_max_dead_streams = "9"
+        ringtrace_subbuf_size = 256
+        ringtrace_num_subbuf = 4
+        ringtrace_max_dead_streams = 9
         ringtrace_formats = ["json", "html"]
         ringtrace_xfail = true
         ringtrace_log_level = "off"
@@ -197,19 +205,22 @@ def test_help_lists_every_option(pytester: pytest.Pytester):
         "--ringtrace-max-dead-streams=N",
         "--ringtrace-formats=FMT[,FMT]",
         "--ringtrace-xfail",
+        "--ringtrace-junit-paths=absolute|rootdir",
     ):
         assert option in text, option
     for ini in (
         "ringtrace (bool)",
         "ringtrace_dir (string)",
-        "ringtrace_tail (string)",
+        "ringtrace_tail (int)",
         "ringtrace_instrument (linelist)",
         "ringtrace_window (string)",
-        "ringtrace_subbuf_size (string)",
-        "ringtrace_num_subbuf (string)",
-        "ringtrace_max_dead_streams (string)",
+        "ringtrace_subbuf_size (int)",
+        "ringtrace_num_subbuf (int)",
+        "ringtrace_max_dead_streams (int)",
         "ringtrace_formats (args)",
         "ringtrace_xfail (bool)",
+        "ringtrace_retention_count (int)",
+        "ringtrace_junit_paths (string)",
     ):
         assert ini in text, ini
 

@@ -464,7 +464,7 @@ def test_plugin_format_and_sink_in_a_pytest_run(
     )
     result = run_ringtrace(pytester, "--ringtrace-formats=json,lines")
     result.assert_outcomes(passed=1, failed=1)
-    (written,) = (pytester.path / "snapshots").glob("*.lines.txt")
+    (written,) = (pytester.path / "snapshots").glob("session-*/*.lines.txt")
     assert "test_fails" in written.name
     assert "about.to.fail" in written.read_text()
     assert [(fmt, path.name) for fmt, path, _ in sunk] == [
@@ -517,7 +517,7 @@ def test_a_raising_plugin_leaves_the_pytest_outcome_and_snapshot_and_is_named(
     result = run_ringtrace(pytester, f"--ringtrace-formats={formats}")
     result.assert_outcomes(passed=1, failed=1, warnings=1)
     assert "'broken-plugin'" in result.stdout.str() and named in result.stdout.str()
-    (written,) = (pytester.path / "snapshots").glob("*.json")
+    (written,) = (pytester.path / "snapshots").glob("session-*/*.json")
     assert "test_fails" in written.name and "about.to.fail" in written.read_text()
 
 
@@ -557,7 +557,7 @@ def test_a_plugin_raising_while_pytest_starts_leaves_the_outcome_and_is_named(
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str() + result.stderr.str()
     assert f"ringtrace plugin 'broken-plugin' raised RuntimeError in {hook}: plugin bug" in output
-    (written,) = (pytester.path / "snapshots").glob("*.json")
+    (written,) = (pytester.path / "snapshots").glob("session-*/*.json")
     text = written.read_text()
     assert "about.to.fail" in text and "acme" in text  # the other plugin's context
 
