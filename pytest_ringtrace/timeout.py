@@ -132,7 +132,10 @@ class TimeoutSnapshots:
             return
         snapshot, _counts, paths, _problems = taken
         pending.paths = paths
-        where = ", ".join(str(p) for p in paths.values()) or "no file: nothing was recorded"
+        where = (
+            ", ".join(self.plugin.shown(p) for p in paths.values())
+            or "no file: nothing was recorded"
+        )
         sys.stderr.write(
             f"ringtrace: {item.nodeid} is {lead_time(timeout):.2f} s from its pytest-timeout "
             f"deadline ({timeout} s, thread method ends the process): snapshot {where}\n"

@@ -319,7 +319,8 @@ def test_timeout_thread_method_leaves_a_file_before_the_process_ends(pytester: p
     assert "Timeout" in out
     (path,) = artifact_files(pytester)
     assert path.name == "test_hang.py__test_hangs--timeout--attempt1.json"
-    assert f"snapshot {path}" in out  # printed where pytest-timeout shows captured stderr
+    # printed where pytest-timeout shows captured stderr, relative to where pytest ran
+    assert f"snapshot {path.relative_to(pytester.path)}" in out
     snap = load(path)
     assert snap.metadata["phase"] == "timeout"
     assert snap.metadata["timeout_s"] == 1.0
@@ -329,6 +330,33 @@ def test_timeout_thread_method_leaves_a_file_before_the_process_ends(pytester: p
     spins = [e for e in snap.events if e.name == "spin"]
     assert len(spins) > 20
     assert snap.metadata["failure_ns"] - spins[-1].timestamp < 500_000_000
+
+
+def test_timeout_thread_method_under_xdist_is_named_in_the_output_and_summary(
+    pytester: pytest.Pytester,
+):
+    """The worker is ended by pytest-timeout; the controller finds the file the
+    worker wrote in the session directory and names it."""
+    pytester.makepyfile(test_hang=HANG)
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", *FAST, "--timeout=1", "--timeout-method=thread", "-n", "1"
+    )
+    assert result.ret == 1
+    (path,) = artifact_files(pytester)
+    assert path.name == "test_hang.py__test_hangs--timeout--attempt1--gw0.json"
+    assert load(path).metadata["phase"] == "timeout"
+    relative = path.relative_to(pytester.path)
+    out = result.stdout.str()
+    assert section(out, "ringtrace timeout").splitlines() == [
+        "snapshot written before pytest-timeout (thread method) ended the worker:",
+        f"  {relative}",
+    ]
+    result.stdout.fnmatch_lines(
+        [
+            f"*- ringtrace: 1 snapshot in {relative.parent} -*",
+            f"test_hang.py::test_hangs [[]timeout]: {path.name}",
+        ]
+    )
 
 
 def test_timeout_thread_method_file_removed_when_the_test_ends_in_time(
