@@ -22,7 +22,7 @@ import pytest
 
 import instrument
 from instrument import Event, Recorder, Snapshot, StreamInfo
-from instrument.formats import get_format, write_snapshot
+from instrument.formats import get_format, json_format, write_snapshot
 from instrument.formats import html as timeline
 
 DATA_BLOCK = re.compile(r'<script type="application/json" id="ringtrace-data">(.*?)</script>', re.S)
@@ -704,3 +704,31 @@ def test_chromium_draws_edge_cases_without_script_errors(chromium: str, tmp_path
     assert attrs["data-bars-drawn"] == str(depth)
     assert "&lt;b&gt;deep&lt;/b&gt;" in dom  # a thread name is text too
     assert "depth 15, deepest rows merged" in dom
+
+
+@pytest.mark.parametrize("make", ["recording", "lossy"])
+def test_the_fast_encoder_and_the_pure_python_path_embed_the_same_data(
+    make: str,
+    start_recording: Callable[..., Recorder],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """msgspec (the ``fast`` extra, part of the test extra) encodes the event
+    rows where it writes what the stdlib would; the rest, and everything
+    without it, goes the stdlib's way. Both embed the same timeline."""
+    if make == "recording":  # plain values: msgspec writes the event rows
+        snap = record_orders(start_recording)
+        rows = [(1, 0, 0, 0, ev.fields, 0, 0) for ev in snap.events]
+        assert timeline._fast_dumps(rows, fields=True) is not None
+    else:  # values only the stdlib's way writes as a browser reads them
+        snap = lossy_snapshot()
+        snap.events[-1].fields.update(odd=float("nan"), text="caf\u00e9", big=2**60)
+    assert json_format.fast_encode is not None, "msgspec is part of the test extra"
+    fast = timeline.read_data(write_snapshot(snap, tmp_path / "fast", "html"))
+    monkeypatch.setattr(json_format, "fast_encode", None)
+    pure = timeline.read_data(write_snapshot(snap, tmp_path / "pure", "html"))
+    assert fast == pure
+    assert len(fast["events"]) == len(snap.events)
+    if make == "lossy":
+        odd = {**snap.events[-1].fields, "odd": "NaN", "big": str(2**60)}
+        assert fast["events"][-1][4] == odd

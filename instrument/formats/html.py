@@ -53,15 +53,18 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from importlib import resources
+from itertools import chain, repeat
+from operator import itemgetter, sub
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ..model import Event, Snapshot, StreamInfo
 from ..values import safe_repr
-from . import Format
+from . import Format, json_format
 
 FORMAT_ID = "ringtrace-timeline"
 VERSION = 1
@@ -84,6 +87,10 @@ _MAX_SAFE_INT = 2**53 - 1
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _SIXTEEN_DIGITS = b"0" * 16
 _CTX_CACHE_MAX = 4096
+_stamp, _name, _kind, _position = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(8)
+_fields, _ctx, _row_fields = itemgetter(5), itemgetter(6), itemgetter(4)
+_span_flags = itemgetter(6)  # of a laid-out span
+_stream_key = itemgetter(3, 4, 7)  # (thread id, thread name, channel), as _Lanes keys them
 
 
 class TimelineError(ValueError):
@@ -121,14 +128,36 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def _json(value: Any) -> bytes:
+def _fast_dumps(rows: list[Any], fields: bool) -> bytes | None:
+    """``rows`` encoded by msgspec, when installed and when that writes what
+    the stdlib would: event rows (``fields``) whose fields hold finite scalars
+    under string keys, or rows of integers only; ASCII text. Else ``None``."""
+    encode = json_format.fast_encode
+    if encode is None:
+        return None
+    if fields:
+        if not json_format._plain_dicts(list(map(_row_fields, rows))):
+            return None
+    elif set(map(type, chain.from_iterable(rows))) - {int}:
+        return None
+    try:
+        data: bytes = encode(rows)
+    except (TypeError, ValueError):  # a lone surrogate
+        return None
+    return data if data.isascii() else None
+
+
+def _json(value: Any, fields: bool = False, ints: bool = False) -> bytes:
     """Compact ASCII JSON of ``value``, escaped for an HTML script block.
 
-    The fast path dumps as is; values JSON or a browser cannot carry (see
-    :func:`_plain`) send the whole piece through :func:`_plain` instead.
+    The fast path dumps as is (with msgspec where it can: event rows,
+    ``fields=True``, or rows of integers, ``ints=True``); values JSON or a
+    browser cannot carry (see :func:`_plain`) send the whole piece through
+    :func:`_plain` instead.
     """
+    fast = _fast_dumps(value, fields) if fields or ints else None
     try:
-        data = _dumps(value)
+        data = fast if fast is not None else _dumps(value)
     except (TypeError, ValueError):
         data = _dumps(_plain(value))
     else:
@@ -348,6 +377,14 @@ def _marks(metadata: dict[str, Any], base: int) -> list[list[Any]]:
     ]
 
 
+def _new_ids(table: _Table, values: Iterable[Any]) -> None:
+    """Add to ``table`` the values it lacks, in order of first appearance."""
+    index = table.index
+    for value in dict.fromkeys(values):
+        if value not in index:
+            table.add(value)
+
+
 def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     """The embedded JSON document, in pieces of at most a few thousand events."""
     events = snapshot.events
@@ -356,47 +393,86 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     names, kinds, contexts, spans = _Table(), _Table(), _Contexts(), _Spans()
     gap_lanes = {i for i, info in enumerate(lanes.streams) if info.gaps}
     positions: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in gap_lanes}
-    # The loop below runs once per event: lookups are inlined, slow paths
-    # are method calls.
     lane_of, counts, lookup = lanes.plain, lanes.counts, lanes.lookup
     name_ids, kind_ids, ctx_ids = names.index, kinds.index, contexts.by_id
-    open_spans, span_exit = spans.open, spans.exit
+    open_spans, span_exit, span_list = spans.open, spans.exit, spans.spans
+    name_of: list[int] = []  # each event's index in the names table
 
     yield b'{"format":"ringtrace-timeline","version":1,"events":['
     for begin in range(0, len(events), _CHUNK):
-        rows = []
-        index = begin
-        for t, name, kind, tid, tname, fields, ctx, chan, pos in events[begin : begin + _CHUNK]:
-            lane = lane_of.get((tid, tname, chan))
-            if lane is None:
-                lane = lookup((tid, tname, chan), pos)
-            counts[lane] += 1
-            if kind == "entry":
-                open_spans.setdefault(lane, []).append((name, index, t))
-            elif kind == "exit":
-                span_exit(lane, name, index, t, fields)
-            if gap_lanes and lane in gap_lanes:
-                positions[lane][0].append(pos)
-                positions[lane][1].append(t)
-            name_id = name_ids.get(name)
-            if name_id is None:
-                name_id = names.add(name)
-            kind_id = kind_ids.get(kind)
-            if kind_id is None:
-                kind_id = kinds.add(kind)
-            ctx_id = ctx_ids.get(id(ctx))
-            if ctx_id is None:
-                ctx_id = contexts.add(ctx)
-            rows.append([t - base, kind_id, name_id, lane, fields, ctx_id, pos])
-            index += 1
-        data = _json(rows)[1:-1]
+        chunk = events[begin : begin + _CHUNK]
+        # Column by column, in C-level passes (a failure's snapshot is tens of
+        # thousands of events); only span ends take a Python step each.
+        stamps = list(map(_stamp, chunk))
+        keys = list(map(_stream_key, chunk))
+        known = list(map(lane_of.get, keys))
+        if None in known:
+            pos_col = list(map(_position, chunk))
+            for i, lane in enumerate(known):
+                if lane is None:
+                    found = lane_of.get(keys[i])
+                    known[i] = found if found is not None else lookup(keys[i], pos_col[i])
+        where = cast(list[int], known)
+        for lane, n in Counter(where).items():
+            counts[lane] += n
+        name_col = list(map(_name, chunk))
+        kind_col = list(map(_kind, chunk))
+        _new_ids(names, name_col)
+        _new_ids(kinds, kind_col)
+        ctx_col = list(map(_ctx, chunk))
+        ctx_id_col = list(map(ctx_ids.get, map(id, ctx_col)))
+        if None in ctx_id_col:
+            for i, ctx_id in enumerate(ctx_id_col):
+                if ctx_id is None:
+                    found = ctx_ids.get(id(ctx_col[i]))
+                    ctx_id_col[i] = found if found is not None else contexts.add(ctx_col[i])
+        if "entry" in kind_ids or "exit" in kind_ids:
+            fields_col = list(map(_fields, chunk))
+            index = begin
+            for kind, lane, name, t, fields in zip(
+                kind_col, where, name_col, stamps, fields_col, strict=True
+            ):
+                if kind == "entry":
+                    stack = open_spans.get(lane)
+                    if stack is None:
+                        stack = open_spans[lane] = []
+                    stack.append((name, index, t))
+                elif kind == "exit":
+                    stack = open_spans.get(lane)
+                    if stack and stack[-1][0] == name and "exception" not in fields:
+                        # the usual case, inline: the innermost open call returns
+                        _, entry, start = stack.pop()
+                        span_list.append((lane, start, -t, entry, index, 0))
+                    else:
+                        span_exit(lane, name, index, t, fields)
+                index += 1
+        if gap_lanes:
+            for i, lane in enumerate(where):
+                if lane in gap_lanes:
+                    positions[lane][0].append(chunk[i].position)
+                    positions[lane][1].append(stamps[i])
+        name_id_col = list(map(name_ids.__getitem__, name_col))
+        name_of.extend(name_id_col)
+        rows = list(
+            zip(
+                map(sub, stamps, repeat(base)),
+                map(kind_ids.__getitem__, kind_col),
+                name_id_col,
+                where,
+                map(_fields, chunk),
+                ctx_id_col,
+                map(_position, chunk),
+                strict=True,
+            )
+        )
+        data = _json(rows, fields=True)[1:-1]
         yield data if begin == 0 else b"," + data
 
     spans.finish(max(snapshot.taken_at, base))
     laid = spans.laid_out()
     yield b'],"spans":['
     for begin in range(0, len(laid), _CHUNK * 4):
-        rows = [
+        span_rows = [
             [
                 lane,
                 start - base,
@@ -405,14 +481,15 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
                 exit_,
                 depth,
                 flags,
-                names.add(events[entry if entry >= 0 else exit_].name),
+                name_of[entry if entry >= 0 else exit_],
             ]
             for lane, depth, start, stop, entry, exit_, flags in laid[begin : begin + _CHUNK * 4]
         ]
-        data = _json(rows)[1:-1]
+        data = _json(span_rows, ints=True)[1:-1]
         yield data if begin == 0 else b"," + data
 
     wall = base + snapshot.clock_offset_ns
+    flag_counts = Counter(map(_span_flags, laid))
     summary = {
         "events": len(events),
         # a thread id reused by a later thread of another name counts again
@@ -424,9 +501,9 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         "skipped_subbufs": snapshot.skipped_subbufs,
         "overwritten": snapshot.overwritten,
         "spans": len(laid),
-        "open_spans": sum(1 for s in laid if s[6] & NO_EXIT),
-        "entry_lost": sum(1 for s in laid if s[6] & ENTRY_LOST),
-        "errors": sum(1 for s in laid if s[6] & ERROR),
+        "open_spans": sum(n for flag, n in flag_counts.items() if flag & NO_EXIT),
+        "entry_lost": sum(n for flag, n in flag_counts.items() if flag & ENTRY_LOST),
+        "errors": sum(n for flag, n in flag_counts.items() if flag & ERROR),
     }
     header = {
         "pid": snapshot.pid,
