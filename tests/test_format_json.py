@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import math
+import pickle
 import threading
 import tracemalloc
 from collections.abc import Callable
@@ -395,6 +396,116 @@ def test_the_fast_path_refuses_what_it_would_write_differently(
     assert json_format._block_is_plain(block)
     block[100] = change(block[100])
     assert not json_format._block_is_plain(block)
+
+
+# -- reading block by block --------------------------------------------------------------
+
+
+@pytest.fixture
+def blocks(tmp_path: Path) -> tuple[Snapshot, Snapshot]:
+    """A snapshot of ten blocks and a half, and what Snapshot.load makes of it."""
+    snap = big_snapshot(10 * json_format.CHUNK_EVENTS + 200)
+    return snap, Snapshot.load(write_snapshot(snap, tmp_path / "blocks"))
+
+
+def test_a_loaded_snapshot_reads_like_the_list_it_was(blocks: tuple[Snapshot, Snapshot]) -> None:
+    snap, loaded = blocks
+    events, expected = loaded.events, snap.events
+    assert isinstance(events, json_format.BlockEvents)
+    n = len(expected)
+    assert len(events) == n and events == expected and expected == events
+    assert list(events) == expected and list(reversed(events)) == expected[::-1]
+    for i in (0, 1, 511, 512, 513, 1023, 1024, n - 1, -1, -n, -513):
+        assert events[i] == expected[i], i
+    for bad in (n, -n - 1):
+        with pytest.raises(IndexError):
+            events[bad]
+    for cut in (
+        slice(None),
+        slice(0, 512),
+        slice(500, 1600),
+        slice(511, 513),
+        slice(-700, None),
+        slice(3, 3000, 7),
+        slice(None, None, -1),
+        slice(2000, 100),
+        slice(n - 5, n + 5),
+    ):
+        assert events[cut] == expected[cut], cut
+    assert expected[777] in events and events.index(expected[4000]) == 4000
+    assert events != expected[:-1] and events != [*expected[:-1], expected[0]]
+    assert (events == "not a list") is False
+    assert repr(events) == repr(expected)
+    assert all(type(ev) is Event for ev in events)
+    # equal strings and contexts are shared across blocks, as the recorder shares them
+    assert events[0].context is events[-1].context
+    assert events[0].thread_name is events[4 * json_format.CHUNK_EVENTS].thread_name
+
+
+def test_changing_the_loaded_events_makes_them_a_list_of_their_own(
+    blocks: tuple[Snapshot, Snapshot],
+) -> None:
+    snap, loaded = blocks
+    expected = list(snap.events)
+    events = loaded.events
+    events.append(expected[0])
+    expected.append(expected[0])
+    del events[10:20]
+    del expected[10:20]
+    events[3] = expected[3] = expected[-1]
+    events.sort(key=lambda e: (e.name, e.position), reverse=True)
+    expected.sort(key=lambda e: (e.name, e.position), reverse=True)
+    events.insert(0, expected[5])
+    expected.insert(0, expected[5])
+    assert events == expected and len(events) == len(expected)
+    assert events[:50] == expected[:50] and events.copy() == expected
+    assert events + [expected[1]] == [*expected, expected[1]]  # noqa: RUF005 (tests +)
+
+
+def test_loaded_events_pickle_as_a_list(blocks: tuple[Snapshot, Snapshot]) -> None:
+    snap, loaded = blocks
+    again = pickle.loads(pickle.dumps(loaded))
+    assert type(again.events) is list
+    assert again == snap
+
+
+def test_loading_needs_about_the_file_size_in_memory(tmp_path: Path) -> None:
+    snap = big_snapshot(80_000)  # 8 MB: a block's transient is small beside it
+    path = write_snapshot(snap, tmp_path / "mem")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        loaded = Snapshot.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # the text of the blocks, and one block parsed at a time (json.load: 5x)
+    assert peak < 1.5 * size, (peak, size)
+    assert loaded == snap
+
+
+@pytest.mark.parametrize("layout", ["indented", "one line", "blocks moved"])
+def test_the_same_document_laid_out_otherwise_reads_back_equal(tmp_path: Path, layout: str) -> None:
+    snap = big_snapshot(3 * json_format.CHUNK_EVENTS)
+    path = write_snapshot(snap, tmp_path / "laid")
+    if layout == "indented":
+        path.write_text(json.dumps(json.loads(path.read_bytes()), indent=1))
+    elif layout == "one line":
+        path.write_text(json.dumps(json.loads(path.read_bytes())))
+    else:  # valid JSON, but not one block per line
+        path.write_bytes(path.read_bytes().replace(b"],\n[", b"]\n,["))
+    loaded = Snapshot.load(path)
+    assert type(loaded.events) is list
+    assert loaded == snap
+
+
+def test_a_bad_block_is_reported_when_loading_not_when_used(good: Path, tmp_path: Path) -> None:
+    snap = big_snapshot(3 * json_format.CHUNK_EVENTS)
+    path = write_snapshot(snap, tmp_path / "bad")
+    data = path.read_bytes()
+    at = data.rindex(b'"app.op3"')  # in the last block
+    path.write_bytes(data[:at] + b"3" + data[at + len(b'"app.op3"') :])
+    expect_error(path, "invalid ringtrace snapshot", "name must be str")
 
 
 # -- writing what JSON cannot hold ------------------------------------------------------

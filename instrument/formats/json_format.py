@@ -117,13 +117,15 @@ import datetime
 import gzip
 import json
 import math
+import operator
 import os
 import zlib
-from collections.abc import Iterable
-from itertools import chain
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, MutableSequence
+from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast, overload
 
 from ..model import Event, Snapshot, SnapshotFileError, StreamInfo
 from . import Format, open_for_reading
@@ -527,48 +529,165 @@ def _bad_row(rows: list[Any]) -> str:
     return "events are invalid"
 
 
-def _read_events(rows: list[Any]) -> list[Event]:
-    """Validate the event rows column by column and build the events.
+class _Shared:
+    """What events of one snapshot share when read: equal strings and equal
+    context objects (as in a snapshot taken from the recorder), which keeps a
+    loaded snapshot about as small as the one that was written."""
 
-    Repeated strings are shared, and so are equal context objects (as in a
-    snapshot taken from the recorder), which keeps a loaded snapshot about
-    as small as the one that was written.
-    """
-    if not rows:
-        return []
+    def __init__(self) -> None:
+        self.strings: dict[str, str] = {}
+        self.contexts: dict[Any, dict[str, Any]] = {}
+
+
+def _check_rows(rows: list[Any]) -> list[list[Any]]:
+    """Validate event rows column by column; return the columns."""
     if _types(rows) != {list} or set(map(len, rows)) != {len(EVENT_FIELDS)}:
         raise _Invalid(_bad_row(rows))
     cols = [list(map(get, rows)) for get in _columns]
     for col, wanted in zip(cols, _EVENT_TYPES, strict=True):
         if _types(col) != {wanted}:
             raise _Invalid(_bad_row(rows))
-    kinds = cols[2]
-    if not set(kinds) <= _KINDS.keys():
+    if not set(cols[2]) <= _KINDS.keys():
         raise _Invalid(_bad_row(rows))
-    strings: dict[str, str] = {}
-    share = strings.setdefault
+    return cols
+
+
+def _read_events(rows: list[Any], shared: _Shared | None = None, first: int = 0) -> list[Event]:
+    """Validate the event rows column by column and build the events
+    (``first``: the index of the first row in the snapshot, for messages)."""
+    if not rows:
+        return []
+    cols = _check_rows(rows)
+    shared = shared or _Shared()
+    share = shared.strings.setdefault
     for c in (1, 2, 4, 7):
         cols[c] = [share(s, s) for s in cols[c]]
     fields = cols[5]
     if not _SCALARS.issuperset(_types(chain.from_iterable(map(dict.values, fields)))):
-        fields = cols[5] = [_mapping(f, f"events[{i}]: fields") for i, f in enumerate(fields)]
-    contexts: dict[Any, dict[str, Any]] = {}
+        cols[5] = [_mapping(f, f"events[{first + i}]: fields") for i, f in enumerate(fields)]
+    contexts = shared.contexts
     ctx_col = cols[6]
     for i, ctx in enumerate(ctx_col):
         try:
             key = tuple(ctx.items())
-            shared = contexts.get(key)
+            found = contexts.get(key)
         except TypeError:  # a list or object value: not shareable
-            ctx_col[i] = _mapping(ctx, f"events[{i}]: context")
+            ctx_col[i] = _mapping(ctx, f"events[{first + i}]: context")
             continue
-        if shared is None:
-            shared = contexts[key] = _mapping(ctx, f"events[{i}]: context")
-        ctx_col[i] = shared
+        if found is None:
+            found = contexts[key] = _mapping(ctx, f"events[{first + i}]: context")
+        ctx_col[i] = found
     rows.clear()
     return list(map(Event, *cols))
 
 
-def _load_document(path: Path) -> Any:
+class BlockEvents(MutableSequence[Event]):
+    """The events of a snapshot read from a file, decoded a block at a time.
+
+    :func:`read` validates every block when it loads the file, then keeps
+    each block as the JSON text it was (about the file's size in memory,
+    where a million Event objects take about three times that): iterating
+    decodes one block after another, indexing decodes (and keeps) the block
+    it falls in, and equal strings and contexts are shared as in a snapshot
+    taken from the recorder. It reads like the list a snapshot taken from
+    the recorder holds (``len``, indexing, slices, iteration, ``==`` with a
+    list); changing it first turns it into one. It pickles as a list.
+    """
+
+    __slots__ = ("_blocks", "_cache", "_list", "_shared", "_starts")
+
+    def __init__(self, blocks: list[memoryview], counts: list[int], shared: _Shared):
+        self._blocks = blocks
+        self._starts = list(accumulate(counts, initial=0))
+        self._shared = shared
+        self._cache: tuple[int, list[Event]] = (-1, [])
+        self._list: list[Event] | None = None
+
+    def _decode(self, block: int) -> list[Event]:
+        first = self._starts[block]
+        rows = json.loads(b"[" + bytes(self._blocks[block]) + b"]")
+        return _read_events(rows, self._shared, first)
+
+    def _block(self, block: int) -> list[Event]:
+        if self._cache[0] != block:
+            self._cache = (block, self._decode(block))
+        return self._cache[1]
+
+    def _events(self) -> list[Event]:
+        """Every event, as the list it becomes once changed."""
+        if self._list is None:
+            self._list = list(self)
+            self._blocks = []
+            self._cache = (-1, [])
+        return self._list
+
+    def __len__(self) -> int:
+        return self._starts[-1] if self._list is None else len(self._list)
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._list is not None:
+            return iter(self._list)
+        return chain.from_iterable(map(self._decode, range(len(self._blocks))))
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if self._list is not None:
+            return self._list[index]
+        n = self._starts[-1]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1 or start >= stop:
+                return [self[i] for i in range(start, stop, step)]
+            first = bisect_right(self._starts, start) - 1
+            last = bisect_right(self._starts, stop - 1)  # one past the block of stop - 1
+            events = list(chain.from_iterable(map(self._block, range(first, last))))
+            offset = self._starts[first]
+            return events[start - offset : stop - offset]
+        i = index.__index__()
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("snapshot event index out of range")
+        block = bisect_right(self._starts, i) - 1
+        return self._block(block)[i - self._starts[block]]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._events()[index] = value
+
+    def __delitem__(self, index: int | slice) -> None:
+        del self._events()[index]
+
+    def insert(self, index: int, value: Event) -> None:
+        self._events().insert(index, value)
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        self._events().sort(key=key, reverse=reverse)
+
+    def copy(self) -> list[Event]:
+        return list(self)
+
+    def __add__(self, other: Iterable[Event]) -> list[Event]:
+        return [*self, *other]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (list, tuple, BlockEvents)):
+            return NotImplemented
+        return len(self) == len(other) and all(map(operator.eq, self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed if gzip; an error if there are none."""
     try:
         f = open_for_reading(path)
     except FileNotFoundError:
@@ -589,14 +708,18 @@ def _load_document(path: Path) -> Any:
         f.close()
         if raw is not None:
             raw.close()
-    if not data.strip():
+    if not data or data.isspace():  # (strip() would copy the whole file)
         what = "gzip data holding nothing" if compressed else "empty file"
         raise SnapshotFileError(path, f"{what}, not a ringtrace snapshot")
+    return data
+
+
+def _load_document(path: Path, data: bytes) -> Any:
+    """The whole document parsed, or a one-line error saying what is wrong."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SnapshotFileError(path, "not a ringtrace snapshot (binary data, not JSON)") from None
-    del data
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -613,6 +736,78 @@ def _load_document(path: Path) -> Any:
         raise SnapshotFileError(path, "corrupt JSON (nested too deeply)") from None
 
 
+#: Where :func:`write` starts the events: a newline is never inside compact
+#: JSON, so in a file laid out by the writer this is the top-level member.
+_EVENTS_OPEN = b',\n"events":['
+
+
+def _split_blocks(data: bytes) -> tuple[Any, list[memoryview]] | None:
+    """The header (every member but the events) and the event blocks of a file
+    laid out as :func:`write` lays it out (one block of rows per line), or
+    ``None`` for any other layout or any problem (the caller then parses the
+    whole document, which finds the problem and says where it is)."""
+    split = data.find(_EVENTS_OPEN)
+    end = len(data)
+    while end > split and data[end - 1] in b" \t\r\n":  # (rstrip() would copy the file)
+        end -= 1
+    if split < 0 or data[:1] != b"{" or data[end - 2 : end] != b"]}":
+        return None
+    try:
+        header = json.loads(data[:split] + b"}")
+    except (ValueError, RecursionError):
+        return None
+    if type(header) is not dict or "events" in header:
+        return None
+    view = memoryview(data)
+    pos = split + len(_EVENTS_OPEN)
+    stop = end - 2  # where "]}" starts
+    lines: list[tuple[int, int]] = []
+    while (newline := data.find(b"\n", pos, stop)) >= 0:
+        lines.append((pos, newline))
+        pos = newline + 1
+    if data[pos:stop].strip() or not lines or data[lines[0][0] : lines[0][1]].strip():
+        return None
+    # "[", a newline, then one line per block: a comma after each but the last
+    body = lines[1:]
+    blocks: list[memoryview] = []
+    for k, (start, line_end) in enumerate(body):
+        while line_end > start and data[line_end - 1] in b" \t\r":
+            line_end -= 1
+        comma = line_end > start and data[line_end - 1] == ord(",")
+        if line_end == start or comma != (k < len(body) - 1):
+            return None
+        blocks.append(view[start : line_end - comma])
+    return header, blocks
+
+
+def _lazy_events(header: Any, blocks: list[memoryview]) -> BlockEvents | None:
+    """Validate every block (as :func:`_read_events` would) and keep them as
+    text; ``None`` if one is not valid JSON rows (the caller parses the whole
+    document and reports the problem)."""
+    counts: list[int] = []
+    shared = _Shared()
+    first = 0
+    for block in blocks:
+        try:
+            rows = json.loads(b"[" + bytes(block) + b"]")
+        except (ValueError, RecursionError):
+            return None
+        if type(rows) is not list or not rows:
+            return None
+        try:
+            cols = _check_rows(rows)
+            if not _SCALARS.issuperset(_types(chain.from_iterable(map(dict.values, cols[5])))):
+                for i, f in enumerate(cols[5]):
+                    _mapping(f, f"events[{first + i}]: fields")
+            for i, ctx in enumerate(dict(zip(map(id, cols[6]), cols[6], strict=True)).values()):
+                _mapping(ctx, f"events[{first + i}]: context")
+        except (_Invalid, RecursionError):
+            return None
+        counts.append(len(rows))
+        first += len(rows)
+    return BlockEvents(blocks, counts, shared)
+
+
 def read(path: str | os.PathLike[str]) -> Snapshot:
     """Load a snapshot written by :func:`write` or :func:`write_gzip`.
 
@@ -620,9 +815,23 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
     :class:`SnapshotFileError` (a ``ValueError``) with a one-line message for
     a file that is missing, empty, truncated, corrupt, not a ringtrace
     snapshot, or of an unsupported version.
+
+    A file laid out as :func:`write` lays it out (one block of event rows per
+    line) is validated block by block and its events kept as
+    :class:`BlockEvents`, decoded when used: the load needs about the file's
+    size in memory. Any other layout of the same document is read whole.
     """
     path = Path(os.fspath(path))
-    doc = _load_document(path)
+    data = _read_bytes(path)
+    found = _split_blocks(data)
+    lazy: BlockEvents | None = None
+    if found is not None:
+        doc, blocks = found
+        if doc.get("schema") == SCHEMA and doc.get("version") == VERSION:
+            lazy = _lazy_events(doc, blocks)
+    if lazy is None:
+        doc = _load_document(path, data)
+    del data
     if type(doc) is not dict or doc.get("schema") != SCHEMA:
         hint = ""
         if type(doc) is dict and "traceEvents" in doc:
@@ -639,9 +848,10 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
         if doc.get("event_fields") != EVENT_FIELDS:
             raise _Invalid(f"event_fields must be {EVENT_FIELDS}")
         count = _need(doc, "event_count", _INT, "snapshot")
-        rows = _need(doc, "events", (list,), "snapshot")
-        if len(rows) != count:
-            raise SnapshotFileError(path, f"truncated snapshot: {len(rows)} of {count} events")
+        rows = [] if lazy is not None else _need(doc, "events", (list,), "snapshot")
+        got = len(lazy) if lazy is not None else len(rows)
+        if got != count:
+            raise SnapshotFileError(path, f"truncated snapshot: {got} of {count} events")
         streams = [
             _read_stream(i, s) for i, s in enumerate(_need(doc, "streams", (list,), "snapshot"))
         ]
@@ -654,7 +864,11 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
             pid=_need(doc, "pid", _INT, "snapshot"),
             metadata=_mapping(_need(doc, "metadata", (dict,), "snapshot"), "metadata"),
         )
-        snapshot.events = _read_events(rows)
+        if lazy is not None:
+            # A read-mostly sequence in the place of the list (see BlockEvents).
+            snapshot.events = cast(list[Event], lazy)
+        else:
+            snapshot.events = _read_events(rows)
     except _Invalid as exc:
         raise SnapshotFileError(path, f"invalid ringtrace snapshot: {exc}") from None
     except RecursionError:
