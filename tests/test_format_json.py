@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import math
+import operator
 import pickle
 import threading
 import tracemalloc
@@ -412,6 +413,10 @@ def test_a_loaded_snapshot_reads_like_the_list_it_was(blocks: tuple[Snapshot, Sn
     snap, loaded = blocks
     events, expected = loaded.events, snap.events
     assert isinstance(events, json_format.BlockEvents)
+    # an event is the same object each time it is used, as in a list
+    assert events[600] is events[600] and events[-1] is events[len(expected) - 1]
+    once, again = list(events), list(events)
+    assert all(map(operator.is_, once, again)) and once[600] is events[600]
     n = len(expected)
     assert len(events) == n and events == expected and expected == events
     assert list(events) == expected and list(reversed(events)) == expected[::-1]

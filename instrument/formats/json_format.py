@@ -585,49 +585,59 @@ class BlockEvents(MutableSequence[Event]):
     """The events of a snapshot read from a file, decoded a block at a time.
 
     :func:`read` validates every block when it loads the file, then keeps
-    each block as the JSON text it was (about the file's size in memory,
-    where a million Event objects take about three times that): iterating
-    decodes one block after another, indexing decodes (and keeps) the block
-    it falls in, and equal strings and contexts are shared as in a snapshot
-    taken from the recorder. It reads like the list a snapshot taken from
-    the recorder holds (``len``, indexing, slices, iteration, ``==`` with a
-    list); changing it first turns it into one. It pickles as a list.
+    each block as the JSON text it was: the load needs about the file's size
+    in memory, where a million Event objects take about three times that, and
+    a block's events are built the first time one of them is used (by index,
+    slice or iteration), then kept, so the same event is the same object
+    each time, as in a list. Once every block is built, the text is let go.
+    Equal strings and contexts are shared, as in a snapshot taken from the
+    recorder. It reads like that snapshot's list (``len``, indexing, slices,
+    iteration, ``==`` with a list); changing it makes it a list of its own
+    first. It pickles as a list.
     """
 
-    __slots__ = ("_blocks", "_cache", "_list", "_shared", "_starts")
+    __slots__ = ("_blocks", "_built", "_left", "_list", "_shared", "_starts")
 
     def __init__(self, blocks: list[memoryview], counts: list[int], shared: _Shared):
         self._blocks = blocks
         self._starts = list(accumulate(counts, initial=0))
         self._shared = shared
-        self._cache: tuple[int, list[Event]] = (-1, [])
-        self._list: list[Event] | None = None
-
-    def _decode(self, block: int) -> list[Event]:
-        first = self._starts[block]
-        rows = json.loads(b"[" + bytes(self._blocks[block]) + b"]")
-        return _read_events(rows, self._shared, first)
+        self._built: list[list[Event] | None] = [None] * len(blocks)
+        self._left = len(blocks)
+        self._list: list[Event] | None = None if blocks else []
 
     def _block(self, block: int) -> list[Event]:
-        if self._cache[0] != block:
-            self._cache = (block, self._decode(block))
-        return self._cache[1]
+        events = self._built[block]
+        if events is None:
+            rows = json.loads(b"[" + bytes(self._blocks[block]) + b"]")
+            events = self._built[block] = _read_events(rows, self._shared, self._starts[block])
+            self._left -= 1
+            if self._left == 0:  # every block built: a plain list from now on
+                self._list = list(chain.from_iterable(cast(list[list[Event]], self._built)))
+                self._blocks, self._built = [], []
+        return events
 
     def _events(self) -> list[Event]:
-        """Every event, as the list it becomes once changed."""
+        """Every event, as the list it is once every block is built."""
         if self._list is None:
-            self._list = list(self)
-            self._blocks = []
-            self._cache = (-1, [])
+            for block in range(len(self._built)):
+                if self._list is None:
+                    self._block(block)
+        assert self._list is not None
         return self._list
+
+    def _iterate(self) -> Iterator[Event]:
+        for block in range(len(self._built)):
+            if self._list is not None:  # built meanwhile (by another use)
+                yield from self._list[self._starts[block] :]
+                return
+            yield from self._block(block)
 
     def __len__(self) -> int:
         return self._starts[-1] if self._list is None else len(self._list)
 
     def __iter__(self) -> Iterator[Event]:
-        if self._list is not None:
-            return iter(self._list)
-        return chain.from_iterable(map(self._decode, range(len(self._blocks))))
+        return iter(self._list) if self._list is not None else self._iterate()
 
     @overload
     def __getitem__(self, index: int) -> Event: ...
