@@ -18,15 +18,17 @@ import functools
 import inspect
 import os
 import pickle
+import sys
 import traceback
 import types
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import _transparency_targets as targets
 import pytest
 import wrapt
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import instrument
@@ -207,6 +209,113 @@ def test_traced_methods_behave_as_the_originals(
             ]
         )
     assert results[1] == results[0]
+
+
+# -- the live stack ---------------------------------------------------------
+#
+# What the called code sees of the stack while it runs: its caller's frame,
+# the frame a ``warnings.warn(stacklevel=N)`` blames, and the traceback text
+# ``traceback.format_exception`` makes (what logging and libraries that
+# rewrite tracebacks print). The sys.monitoring engine adds no frame; the
+# wrapt engine calls the function from a frame of its own.
+
+ADDS_A_FRAME = instrument.trace(make_functions) is not make_functions
+live_stack = pytest.mark.xfail(
+    ADDS_A_FRAME,
+    reason="the wrapt engine calls a traced function from a Python frame of its own",
+    strict=True,
+)
+
+# Where they are expected to fail, failing is the point: no shrinking.
+STACK_SETTINGS = settings(
+    SETTINGS, phases=[Phase.explicit, Phase.generate] if ADDS_A_FRAME else list(Phase)
+)
+
+
+def looks_at_the_stack(behaviour: tuple[Any, ...], stacklevel: int) -> Callable[..., Any]:
+    def probe(x: int) -> Any:
+        caller = sys._getframe(1)
+        seen = (caller.f_code.co_name, caller.f_lineno, caller.f_globals["__name__"])
+        warnings.warn(f"probe {x}", UserWarning, stacklevel=stacklevel)
+        return act(behaviour, seen)
+
+    return probe
+
+
+def stack_outcome(call: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """What ``call`` saw and showed of the stack: its result (which holds the
+    caller frame it saw) or the formatted traceback, and where each warning
+    was attributed. Called from this one line, as ``outcome`` is."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result: tuple[Any, ...] = ("return", call(*args))
+        except BaseException as exc:
+            result = ("raise", traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return result, [(w.filename, w.lineno, str(w.message)) for w in caught]
+
+
+@live_stack
+@pytest.mark.parametrize("options", TRACE_OPTIONS, ids=["bare", "fields+retval", "named"])
+@STACK_SETTINGS
+@given(behaviour=behaviours, stacklevel=st.integers(1, 3), x=st.integers(-5, 5))
+def test_traced_functions_see_and_show_the_same_stack(
+    recording: bool, options: dict[str, Any], behaviour: tuple[Any, ...], stacklevel: int, x: int
+) -> None:
+    func = looks_at_the_stack(behaviour, stacklevel)
+    if options.get("fields") == ["a"]:
+        options = {**options, "fields": ["x"]}
+    traced = instrument.trace(**options)(func) if options else instrument.trace(func)
+    assert stack_outcome(traced, x) == stack_outcome(func, x)
+
+
+@pytest.mark.parametrize(
+    "recording_generators",
+    [
+        # not recording, the wrapt engine hands out the generator itself
+        pytest.param(True, id="recording", marks=live_stack),
+        pytest.param(False, id="not recording"),
+    ],
+)
+@STACK_SETTINGS
+@given(items=st.lists(st.integers(0, 9), min_size=1, max_size=4), stacklevel=st.integers(1, 2))
+def test_traced_generators_see_the_same_stack_at_each_resumption(
+    start_recording: Callable[..., Recorder],
+    recording_generators: bool,
+    items: list[int],
+    stacklevel: int,
+) -> None:
+    if recording_generators and not instrument.recording():
+        start_recording(Channel("t", subbuf_size=64, num_subbuf=4))
+
+    def gen() -> Iterator[Any]:
+        for item in items:
+            caller = sys._getframe(1)
+            warnings.warn(f"item {item}", UserWarning, stacklevel=stacklevel)
+            yield item, caller.f_code.co_name, caller.f_lineno
+
+    assert stack_outcome(list, instrument.trace(gen)()) == stack_outcome(list, gen())
+
+
+@live_stack
+@STACK_SETTINGS
+@given(behaviour=behaviours, amount=st.integers(-5, 5))
+def test_traced_methods_see_the_same_stack(
+    recording: bool, behaviour: tuple[Any, ...], amount: int
+) -> None:
+    probe = looks_at_the_stack(behaviour, 2)
+
+    class Box:
+        def method(self, x: int) -> Any:
+            return probe(x)
+
+    class TracedBox:
+        method = instrument.trace(Box.method)
+
+    # ``probe`` is called from ``method`` in both: what differs is the frame
+    # between this test and ``method``, seen by the warning two levels up
+    # and by the traceback.
+    assert stack_outcome(TracedBox().method, amount) == stack_outcome(Box().method, amount)
 
 
 # -- generators -------------------------------------------------------------
