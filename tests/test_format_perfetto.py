@@ -21,7 +21,7 @@ from snapshot_builders import ev, stream_info
 
 import instrument
 from instrument import Channel, Event, Recorder, Snapshot, StreamInfo
-from instrument.formats import format_names, get_format, perfetto, write_snapshot
+from instrument.formats import format_names, get_format, json_format, perfetto, write_snapshot
 
 Start = Callable[..., Recorder]
 SIZE = 4
@@ -473,3 +473,25 @@ def test_random_windows_of_nested_calls_stay_well_formed(seed: int) -> None:
         len([e for e in of(events, "E") if "ringtrace" not in e["args"]]) + len(of(events, "X"))
         == kept["exit"]
     )
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_the_fast_encoder_and_the_pure_python_path_write_the_same_trace(
+    start_recording: Start, monkeypatch: pytest.MonkeyPatch, odd: bool
+) -> None:
+    """msgspec (the ``fast`` extra, part of the test extra) encodes blocks
+    whose args are plain; anything else, and everything without it, goes the
+    stdlib's way. Both write the same trace."""
+    snap = record_threads(start_recording)
+    if odd:  # a value only the stdlib's way writes (as a string): its block goes there
+        snap.events[1].fields["nan"] = math.nan
+    assert json_format.fast_encode is not None, "msgspec is part of the test extra"
+    items = [{"ph": "i", "args": ev.fields} for ev in snap.events]
+    assert (perfetto._encode_fast(items) == perfetto._encode(items).encode()) or odd
+    fast = io.BytesIO()
+    perfetto.write(snap, fast)
+    monkeypatch.setattr(json_format, "fast_encode", None)
+    pure = io.BytesIO()
+    perfetto.write(snap, pure)
+    assert load(fast.getvalue()) == load(pure.getvalue())
+    fast.getvalue().decode("ascii")

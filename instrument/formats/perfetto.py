@@ -70,11 +70,12 @@ from __future__ import annotations
 
 import json
 import math
+from operator import methodcaller
 from typing import Any
 
 from ..model import Event, Snapshot, StreamInfo
 from ..values import plain_value, safe_repr, truncate
-from . import Format
+from . import Format, json_format
 from .json_format import BinaryOut
 
 #: Trace events encoded per write.
@@ -103,6 +104,25 @@ def _sanitize(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_sanitize(v) for v in value]
     return value
+
+
+_args = methodcaller("get", "args", {})
+
+
+def _encode_fast(items: list[dict[str, Any]]) -> bytes:
+    """``items`` as JSON array members, by msgspec (the ``fast`` extra) when
+    that writes what the stdlib way below would: every ``args`` a dict of
+    finite scalars under string keys, ASCII text; else by the stdlib."""
+    encode = json_format.fast_encode
+    if encode is not None and json_format._plain_dicts(list(map(_args, items))):
+        try:
+            data: bytes = encode(items)
+        except (TypeError, ValueError):  # a lone surrogate
+            pass
+        else:
+            if data.isascii():
+                return data[1:-1]
+    return _encode(items).encode("ascii")
 
 
 def _encode(items: list[dict[str, Any]]) -> str:
@@ -158,8 +178,8 @@ class _Writer:
 
     def flush(self) -> None:
         if self.buf:
-            sep = ",\n" if self.written else "\n"
-            self.out.write((sep + _encode(self.buf)).encode("ascii"))
+            sep = b",\n" if self.written else b"\n"
+            self.out.write(sep + _encode_fast(self.buf))
             self.written += len(self.buf)
             self.buf.clear()
 
