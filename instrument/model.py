@@ -100,6 +100,12 @@ class Snapshot:
     snapshot was taken; ``taken_at`` is the monotonic time it was taken;
     ``since`` the lower bound it was taken with; ``metadata`` free-form plain
     data (the pytest plugin puts the test id, phase and worker there).
+
+    ``origin_ns`` is time zero of every view of the snapshot (the terminal,
+    ``ringtrace show``, HTML, Perfetto): the moment it was taken, or the
+    failure when the pytest plugin took it (see :attr:`origin`).
+    ``sources`` maps traced names present in the events to the ``file:line``
+    where their code starts (see :mod:`instrument.sources`).
     """
 
     events: list[Event]
@@ -109,6 +115,14 @@ class Snapshot:
     since: int | None = None
     pid: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    origin_ns: int | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> int:
+        """Time zero of every view: ``origin_ns``, or ``taken_at`` when unset
+        (a snapshot made by hand, or a file written before it existed)."""
+        return self.taken_at if self.origin_ns is None else self.origin_ns
 
     def __len__(self) -> int:
         return len(self.events)

@@ -18,6 +18,7 @@ from typing import Any
 
 from .model import Event, Snapshot, StreamInfo
 from .recorder import Recorder
+from .sources import sources_of
 from .stream import COPY_ATTEMPTS, EVENT, Record, Stream, copy_ring, in_position_order, read_stream
 from .values import Redactor, plain_value
 
@@ -25,6 +26,7 @@ _PLAIN = frozenset((bool, int, float, type(None)))
 #: Field value types kept as they are (``str`` only up to the length limit).
 _SCALARS = frozenset((bool, int, float, type(None), str))
 _by_time = itemgetter(0)  # Event.timestamp
+_event_name = itemgetter(1)  # Event.name
 _new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python call
 # Columns of a record: (position, timestamp, name, fields[, kind[, context]]).
 _position, _stamp, _name, _fields, _kind, _context = map(itemgetter, range(6))
@@ -241,6 +243,8 @@ def _take_snapshot(recorder: Recorder, since: int | None, offset: int, taken_at:
         taken_at=taken_at,
         since=since,
         pid=recorder.pid,
+        origin_ns=taken_at,
+        sources=sources_of(set(map(_event_name, events))) if events else {},
     )
 
 

@@ -116,6 +116,28 @@ def add_options(parser: pytest.Parser) -> None:
         "(ini: ringtrace_junit_paths).",
     )
     group.addoption(
+        "--ringtrace-view",
+        metavar="tree|flat",
+        default=None,
+        help="The terminal section: tree (default), the calls leading to the failure, "
+        "or flat, the last --ringtrace-tail events (ini: ringtrace_view).",
+    )
+    group.addoption(
+        "--ringtrace-thread",
+        metavar="NAME",
+        action="append",
+        default=None,
+        help="Show only threads matching NAME (a name, glob or id; repeatable), "
+        "as ringtrace show --thread.",
+    )
+    group.addoption(
+        "--ringtrace-event",
+        metavar="GLOB",
+        action="append",
+        default=None,
+        help="Show only events whose name matches GLOB (repeatable), as ringtrace show --event.",
+    )
+    group.addoption(
         "--ringtrace-xfail",
         action="store_true",
         default=None,
@@ -161,6 +183,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "ringtrace_formats", f"Snapshot formats ({' '.join(DEFAULT_FORMATS)}).", type="args"
     )
+    parser.addini("ringtrace_view", "tree or flat (default: tree).")
     parser.addini("ringtrace_xfail", "Also snapshot expected failures.", type="bool")
     parser.addini("ringtrace_log_level", "Log records recorded: a level, or off (DEBUG).")
 
@@ -184,6 +207,9 @@ class Settings:
     log_level: str | None = "DEBUG"  # None: the logging bridge is off
     retention: int = DEFAULT_RETENTION
     junit_paths: JunitPaths = "absolute"
+    view: str = "tree"
+    threads: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
 
 
 class _Source:
@@ -316,8 +342,15 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"{level_where}: expected one of {', '.join(_LOG_LEVELS)} or off, got {level_value!r}"
         )
+    view_value, view_where = source.get("ringtrace_view", "ringtrace_view")
+    view = str(view_value or "tree").strip()
+    if view not in ("tree", "flat"):
+        raise pytest.UsageError(f"{view_where}: expected 'tree' or 'flat', got {view!r}")
 
     return Settings(
+        view=view,
+        threads=tuple(config.getoption("ringtrace_thread") or ()),
+        events=tuple(config.getoption("ringtrace_event") or ()),
         enabled=enabled,
         directory=directory,
         tail=tail,

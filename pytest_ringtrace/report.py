@@ -1,8 +1,11 @@
-"""The terminal section of a snapshot: a header of counts, the files, the tail.
+"""The terminal section of a snapshot: a header of counts, the files, the view.
 
 The section is titled ``ringtrace <phase>`` so that ``--show-capture=no``
-hides it like any captured output. Only the last N events are formatted, so
-the cost does not grow with the size of the rings.
+hides it like any captured output. The body is the failure view
+(:mod:`instrument.view.tree`: the failing thread's calls as a tree leading
+to the failure, the other threads that overlapped, other phases apart, in
+about 40 lines), or with ``--ringtrace-view=flat`` the last N events, one
+line each. Times are relative to the snapshot's origin (the failure).
 """
 
 from __future__ import annotations
@@ -11,6 +14,12 @@ from collections.abc import Mapping, Sequence
 
 from instrument import Event, Snapshot
 from instrument.view.render import _BOLD, _RED, _YELLOW, PLAIN, Style, describe_fields, printable
+from instrument.view.tree import FAILURE, Filters, failure_text, failure_tree
+
+__all__ = ["Filters", "section_text", "section_title", "summary"]
+
+#: Lines the tree view aims to fit in.
+TREE_LINES = 40
 
 MAX_LINE = 220
 _MARKS = {"entry": "->", "exit": "<-", "event": " *"}
@@ -56,26 +65,36 @@ def section_text(
     snapshot: Snapshot,
     *,
     counts: Mapping[str, int],
-    failure_ns: int,
     paths: Mapping[str, str],
     tail: int,
     problems: Sequence[str] = (),
     style: Style = PLAIN,
+    failure_ns: int | None = None,
+    view: str = "tree",
+    phase: str | None = None,
+    filters: Filters | None = None,
 ) -> str:
     """The text under ``---- ringtrace <phase> ----``.
 
-    ``counts`` is :func:`summary` of the snapshot; ``failure_ns``
-    (monotonic) is time zero; ``paths`` the files written by format, as
-    they are to be shown (each listed once); ``problems`` lines about what
-    could not be done (e.g. a format that failed), shown rather than
-    hidden. ``style`` colours the header, notes and problems (the plugin
-    passes colour exactly when pytest colours its output).
+    ``counts`` is :func:`summary` of the snapshot; ``paths`` the files
+    written by format, as they are to be shown (each listed once);
+    ``problems`` lines about what could not be done (e.g. a format that
+    failed), shown rather than hidden. ``style`` colours the header, notes
+    and problems (the plugin passes colour exactly when pytest colours its
+    output). Time zero is the snapshot's origin (``failure_ns`` only for a
+    snapshot without one). ``view`` is ``tree`` (the failure view; ``tail``
+    0 leaves it out) or ``flat`` (the last ``tail`` events); ``phase`` the
+    phase that failed (its events make the tree); ``filters`` the thread
+    and name globs.
     """
+    origin = snapshot.origin if snapshot.origin_ns is not None or failure_ns is None else failure_ns
     events = snapshot.events
     threads = counts["threads"]
     lost = f"{counts['lost']:,} lost events"
     lines = [
-        style.paint(f"{_count(len(events), 'event')} from {_count(threads, 'thread')}, ", _BOLD)
+        style.paint(
+            f"{_count(counts['events'], 'event')} from {_count(threads, 'thread')}, ", _BOLD
+        )
         + (style.paint(lost, _RED, _BOLD) if counts["lost"] else style.paint(lost, _BOLD))
         + style.paint(
             f", {counts['skipped_subbufs']:,} skipped sub-buffers"
@@ -105,33 +124,65 @@ def section_text(
             "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
         )
     lines.extend(style.paint(f"problem: {printable(p)}", _RED) for p in problems)
-    if not events:
+    if all(ev.name == FAILURE for ev in events):
         lines.append(
             "no events recorded in this window: is the code under test traced "
             "(@instrument.trace, instrument.event, --ringtrace-instrument)?"
         )
         return "\n".join(lines) + "\n"
+    if view == "tree":
+        if tail:
+            phases = {
+                key[: -len("_start_ns")]: value
+                for key, value in snapshot.metadata.items()
+                if isinstance(key, str) and key.endswith("_start_ns") and type(value) is int
+            }
+            failed = any(ev.name == FAILURE for ev in reversed(events))
+            lines.append(
+                "calls leading to the failure (time relative to the failure; "
+                "--ringtrace-view=flat for the last events):"
+                if failed
+                else "calls of the test (time relative to the end of the phase; "
+                "--ringtrace-view=flat for the last events):"
+            )
+            lines.extend(
+                failure_tree(
+                    snapshot, budget=TREE_LINES, phases=phases, phase=phase, filters=filters
+                )
+            )
+        return "\n".join(lines) + "\n"
+    if filters is not None:
+        events = [
+            ev
+            for ev in events
+            if filters.thread_ok(ev.thread_id, ev.thread_name) and filters.name_ok(ev.name)
+        ]
     shown = events[-tail:] if tail else []
     if not shown:
         return "\n".join(lines) + "\n"
     which = f"last {len(shown):,} of {len(events):,}" if len(shown) < len(events) else "all"
     lines.append(f"{which} events (time relative to the failure):")
     labels = _thread_labels(shown)
-    times = [f"{(ev.timestamp - failure_ns) / 1e6:+.3f} ms" for ev in shown]
+    times = [f"{(ev.timestamp - origin) / 1e6:+.3f} ms" for ev in shown]
     time_width = max(map(len, times))
     thread_width = min(max(map(len, labels.values())), 24)
     for ev, when in zip(shown, times, strict=True):
         line = (
             f"{when:>{time_width}}  {labels[ev.thread_id, ev.thread_name][:24]:<{thread_width}}  "
-            f"{_MARKS.get(ev.kind, ' ?')} {printable(ev.name)}"
         )
+        if ev.name == FAILURE:
+            lines.append(_cut(line + failure_text(ev.fields)))
+            continue
+        line += f"{_MARKS.get(ev.kind, ' ?')} {printable(ev.name)}"
         detail = describe_fields(ev)
         if detail:
             line = f"{line}  {detail}"
-        if len(line) > MAX_LINE:
-            line = line[: MAX_LINE - 3] + "..."
-        lines.append(line)
+        lines.append(_cut(line))
     return "\n".join(lines) + "\n"
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
 
 
 def threads_with_events(snapshot: Snapshot) -> int:

@@ -15,7 +15,9 @@ changes a test's outcome.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import threading
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -24,15 +26,17 @@ from typing import Any
 import pytest
 
 import instrument
-from instrument import Channel, Snapshot
+from instrument import Channel, Event, Snapshot
+from instrument.values import capture_fields
 from instrument.view.render import Style, printable
+from instrument.view.tree import FAILURE
 
 from .artifacts import ArtifactWriter, SessionDirectory, file_stem, safe_test_id, worker_id
 from .attach import add_suite_properties, attach_html, attach_junit
 from .marker import TestOptions, read_marker
 from .options import Settings
 from .recording import SessionRecording
-from .report import section_text, section_title, summary
+from .report import Filters, section_text, section_title, summary
 from .state import TEST, TestState
 from .warning import describe, warn
 
@@ -182,6 +186,7 @@ class RingtracePlugin:
                 warn(f"{item.nodeid}: @pytest.mark.ringtrace: {problem}")
             state = item.stash[TEST] = TestState(options)
         state.attempt += 1
+        state.phase_starts = {}
         self.recording.ensure()
         options = state.options
         if options.resizes:
@@ -238,6 +243,7 @@ class RingtracePlugin:
         state = item.stash.get(TEST, None)
         if state is None or self.recording is None:
             return report
+        state.phase_starts[report.when] = call.start  # wall clock, converted if needed
         try:
             if self._wanted(report, state.options):
                 self._attach(item, report, call, state, failure_ns)
@@ -269,11 +275,15 @@ class RingtracePlugin:
         outcome: str,
         failure_ns: int,
         extra: dict[str, Any] | None = None,
+        failure: dict[str, Any] | None = None,
     ) -> tuple[Snapshot, dict[str, int], dict[str, Path], list[str]] | None:
         """Snapshot the test's window, describe it in metadata, write its files.
 
-        Returns the snapshot, its counts, the files by format and the
-        problems met, or ``None`` when there is no recorder to read.
+        ``failure_ns`` becomes the snapshot's time origin; ``failure`` (the
+        fields of a ``test.failure`` event) is placed in the snapshot at that
+        time on the calling thread (see :func:`add_failure_event`). Returns
+        the snapshot, its counts, the files by format and the problems met,
+        or ``None`` when there is no recorder to read.
         """
         recorder = self.recording.current() if self.recording is not None else None
         if recorder is None:
@@ -284,6 +294,10 @@ class RingtracePlugin:
         since = state.since if window == "test" else None
         snapshot = instrument.snapshot(since=since, recorder=recorder)
         pruned = _prune_idle_streams(snapshot) if since is not None else 0
+        snapshot.origin_ns = failure_ns
+        counts = summary(snapshot)  # what was recorded: the failure event is not counted
+        if failure is not None:
+            add_failure_event(snapshot, failure_ns, failure)
         snapshot.metadata.update(
             {
                 "test_id": item.nodeid,
@@ -293,11 +307,11 @@ class RingtracePlugin:
                 "outcome": outcome,
                 "window": window,
                 "failure_ns": failure_ns,
+                **_phase_starts(state.phase_starts),
                 "idle_streams_left_out": pruned,
                 **(extra or {}),
             }
         )
-        counts = summary(snapshot)
         paths: dict[str, Path] = {}
         problems: list[str] = []
         if snapshot.events:
@@ -322,8 +336,9 @@ class RingtracePlugin:
             state,
             phase=report.when,
             outcome=outcome,
-            failure_ns=failure_ns,
+            failure_ns=_monotonic_of(call.stop, failure_ns),
             extra={"exception": _exception_text(call, report)},
+            failure=_failure_fields(call),
         )
         if taken is None:
             return
@@ -332,14 +347,17 @@ class RingtracePlugin:
         shown = {fmt: str(path) for fmt, path in paths.items()}
         relative = {fmt: self.shown(path) for fmt, path in paths.items()}
         title = section_title(report.when)
+        settings = self.settings
         text = section_text(
             snapshot,
             counts=counts,
-            failure_ns=failure_ns,
             paths=relative,
             tail=tail,
             problems=problems,
             style=self.style(),
+            view=settings.view,
+            phase=report.when,
+            filters=Filters(settings.threads, settings.events),
         )
         report.sections.append((title, text))
         report.ringtrace = {  # type: ignore[attr-defined]
@@ -443,6 +461,79 @@ def _prune_idle_streams(snapshot: Snapshot) -> int:
     left_out = len(snapshot.streams) - len(kept)
     snapshot.streams = kept
     return left_out
+
+
+def _monotonic_of(wall: float, now_ns: int) -> int:
+    """The monotonic time of ``wall`` (``time.time()`` seconds, as pytest's
+    ``CallInfo`` records), read against the clocks now; never after
+    ``now_ns``."""
+    offset = time.time_ns() - time.monotonic_ns()
+    return min(int(wall * 1e9) - offset, now_ns)
+
+
+def _phase_starts(starts: dict[str, float]) -> dict[str, int]:
+    """Metadata ``<phase>_start_ns``: when each phase of the attempt began
+    (monotonic), so that views keep setup and teardown apart from the call."""
+    now = time.monotonic_ns()
+    return {f"{phase}_start_ns": _monotonic_of(wall, now) for phase, wall in starts.items()}
+
+
+def _failure_fields(call: pytest.CallInfo[None]) -> dict[str, Any] | None:
+    """The fields of the ``test.failure`` event: the exception's type, its
+    message and where it was raised (the innermost frame of its traceback)."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return None
+    tb = excinfo.tb
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    try:
+        message = str(excinfo.value)
+    except Exception:
+        message = "<str() raised>"
+    return {
+        "type": excinfo.typename,
+        "message": message[:500],
+        "where": f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}",
+    }
+
+
+def add_failure_event(snapshot: Snapshot, when_ns: int, fields: dict[str, Any]) -> Event:
+    """Place a ``test.failure`` event in ``snapshot`` and return it.
+
+    The failing test's exception is an event like any other, so that every
+    view (terminal, ``ringtrace show``, HTML, Perfetto, CTF) can place it.
+    It is not written to the rings (a record there must carry the time it
+    was written, and the failure happened earlier): the plugin adds it to
+    the snapshot when it takes it, stamped with the failure's time (pytest's
+    ``CallInfo.stop``, when the phase ended by the exception, converted to
+    the monotonic clock) on the thread that ran the test (the thread calling
+    this), in that thread's stream; its position is that of the stream's
+    last event before it.
+    """
+    thread = threading.current_thread()
+    tid = thread.ident or 0
+    stream = next((s for s in snapshot.streams if s.thread_id == tid), None)
+    if stream is not None:
+        channel = stream.channel
+    else:
+        channel = snapshot.streams[0].channel if snapshot.streams else "default"
+    name = stream.thread_name if stream is not None else thread.name
+    events = snapshot.events
+    at = bisect.bisect_right(events, when_ns, key=lambda ev: ev.timestamp)
+    position = next(
+        (
+            ev.position
+            for ev in reversed(events[max(at - 4096, 0) : at])
+            if ev.thread_id == tid and ev.channel == channel
+        ),
+        stream.first_position if stream is not None and stream.first_position else 0,
+    )
+    event = Event(
+        when_ns, FAILURE, "event", tid, name, capture_fields(fields), {}, channel, position
+    )
+    events.insert(at, event)
+    return event
 
 
 def _exception_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str | None:

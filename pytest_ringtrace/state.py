@@ -33,6 +33,8 @@ class TestState:
     resized: bool = False
     #: Patches made for this test (marker ``patch``/``instrument``).
     patches: list[Any] = field(default_factory=list)
+    #: Wall-clock start (``CallInfo.start``) of each phase of the attempt.
+    phase_starts: dict[str, float] = field(default_factory=dict)
 
 
 TEST = pytest.StashKey[TestState]()

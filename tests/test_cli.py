@@ -165,14 +165,16 @@ def test_show_prints_header_and_every_event(
         "16 events, 2 threads, 3 streams, lost 6 (dropped 2, skipped 4 in 1 sub-buffers), "
         "1 gaps, 0 overwritten"
     )
-    assert lines[2] == "16 of 16 events shown; time: seconds before the last event"
+    assert lines[2] == "16 of 16 events shown; time: seconds relative to the origin (the snapshot)"
     timeline = lines[4:]
     names = [ev.name for ev in recorded_snapshot.events]
     event_lines = [line for line in timeline if "gap:" not in line]
     assert len(event_lines) == 16
     for line, name in zip(event_lines, names, strict=True):
         assert f" {name}" in line
-    assert event_lines[-1].lstrip().startswith("-0.000000")
+    # times are relative to the snapshot's origin: here the moment it was taken
+    last = recorded_snapshot.events[-1].timestamp - recorded_snapshot.origin
+    assert event_lines[-1].split()[0] == f"{last / 1e9:+.6f}"
     # a gap marker where the lost sub-buffer was, on the main thread
     (gap,) = [i for i, line in enumerate(timeline) if "gap:" in line]
     assert "MainThread" in timeline[gap]
@@ -269,15 +271,16 @@ def test_show_tail_and_time_range(
     expected = [ev for ev in events if lo <= ev.timestamp <= hi and ev.thread_name == "worker-1"]
     assert len(out.splitlines()) == len(expected) > 0
 
-    # relative: seconds (or a unit) before the last event; a leading minus is allowed
-    last = events[-1].timestamp
+    # relative: seconds (or a unit) before the origin; a leading minus is allowed
+    last = recorded_snapshot.origin
     for window in (last - events[-5].timestamp, last - events[-5].timestamp - 1):
         expected = [ev for ev in events if ev.timestamp >= last - window]
         for since in (f"{window / 1e9:.9f}", f"-{window}ns", f"{window / 1e3:.3f}us"):
             out = run(capsys, "show", str(recorded), "--no-header", "--since", since)[1]
             assert len(out.splitlines()) == len(expected), since
     out = run(capsys, "show", str(recorded), "--no-header", "--until", "0")[1]
-    assert out.splitlines()[-1].split()[:4] == ["-0.000000", "MainThread", "·", "noisy"]
+    before = (events[-1].timestamp - recorded_snapshot.origin) / 1e9
+    assert out.splitlines()[-1].split()[:4] == [f"{before:+.6f}", "MainThread", "·", "noisy"]
     assert len(out.splitlines()) == 1 + sum(ev.timestamp <= last for ev in events)
 
 
@@ -314,7 +317,10 @@ def test_an_empty_snapshot_is_shown_and_measured(
     path = write_snapshot(empty, tmp_path / "empty", "json")
     code, out, err = run(capsys, "show", str(path))
     assert (code, err) == (0, "")
-    assert out.splitlines()[2] == "0 of 0 events shown; time: seconds before the last event"
+    assert (
+        out.splitlines()[2]
+        == "0 of 0 events shown; time: seconds relative to the origin (the snapshot)"
+    )
     code, out, err = run(capsys, "stats", str(path))
     assert (code, err) == (0, "")
     assert out.splitlines()[-1] == "(no spans)"
@@ -327,7 +333,12 @@ def test_show_clocks(capsys: pytest.CaptureFixture[str], handmade: Path) -> None
     # 1_700_000_000 s after the epoch is 2023-11-14 22:13:20 UTC
     assert wall.splitlines()[0].startswith("22:13:20.000000")
     rel = run(capsys, "show", str(handmade), "--no-header")[1]
-    assert rel.splitlines()[0].split()[0] == "-0.000064"  # 64_400 ns before the last event
+    snap = Snapshot.load(handmade)
+    first = snap.events[0].timestamp - snap.origin
+    assert rel.splitlines()[0].split()[0] == f"{first / 1e9:+.6f}"  # relative to the origin
+    # a plus reaches after the origin
+    after = run(capsys, "show", str(handmade), "--no-header", "--since", "+0ns")[1]
+    assert len(after.splitlines()) == sum(ev.timestamp >= snap.origin for ev in snap.events)
 
 
 def test_show_colour(

@@ -187,7 +187,7 @@ def test_the_embedded_json_reads_back_as_the_recorded_events(
     path = write_snapshot(snap, tmp_path / "orders", "html")
     data = embedded(path)
     base = int(data["snapshot"]["base_ns"])
-    assert base == snap.events[-1].timestamp
+    assert base == snap.origin  # one time origin for every view
     lanes = data["lanes"]
     rebuilt = [
         Event(
@@ -218,9 +218,9 @@ def test_wall_clock_and_relative_times(tmp_path: Path) -> None:
     snap = lossy_snapshot()
     data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
     head = data["snapshot"]
-    last = snap.events[-1].timestamp
-    assert head["base_ns"] == str(last)
-    assert data["events"][-1][0] == 0
+    last = snap.origin  # the moment the snapshot was taken: no origin_ns set
+    assert head["base_ns"] == str(last) == str(snap.taken_at)
+    assert data["events"][-1][0] == snap.events[-1].timestamp - last
     assert data["events"][0][0] == snap.events[0].timestamp - last
     wall = last + OFFSET
     assert head["wall_ms"] * 1_000_000 + head["wall_sub_ns"] == wall
@@ -276,7 +276,7 @@ def spans_by_name(data: dict[str, Any]) -> dict[str, list[Any]]:
 def test_entries_and_exits_become_spans_including_the_incomplete_ones(tmp_path: Path) -> None:
     snap = lossy_snapshot()
     data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
-    rel = snap.events[-1].timestamp - BASE  # times in the data are relative to the last event
+    rel = snap.origin - BASE  # times in the data are relative to the origin
     spans = spans_by_name(data)
     index = {(e.name, e.kind): i for i, e in enumerate(snap.events)}
     # [lane, start, end, entry, exit, depth, flags, name]
@@ -352,7 +352,7 @@ def test_spans_of_one_depth_never_overlap(tmp_path: Path) -> None:
 def test_gaps_drops_and_counts(tmp_path: Path) -> None:
     snap = lossy_snapshot()
     data = embedded(write_snapshot(snap, tmp_path / "s", "html"))
-    rel = snap.events[-1].timestamp - BASE
+    rel = snap.origin - BASE
     # [lane, start_position, end_position, t_before, t_after, records, subbufs]
     assert data["gaps"] == [[0, 4, 8, 9_000 - rel, 40_000 - rel, 4, 1]]
     lanes = data["lanes"]

@@ -105,6 +105,20 @@ def check_structure(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 open_ends.pop()
             assert not open_ends or end <= open_ends[-1] + 1e-6, (lane, start, end)
             open_ends.append(end)
+    return absolute(doc)
+
+
+def absolute(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events with ``ts`` (and ``entry_ts_us``) made absolute monotonic
+    microseconds again: the file counts them from ``otherData.origin_ns``."""
+    origin_us = doc["otherData"]["origin_ns"] / 1000
+    events = doc["traceEvents"]
+    for e in events:
+        if "ts" in e:
+            e["ts"] = round(e["ts"] + origin_us, 3)
+        args = e.get("args")
+        if isinstance(args, dict) and "entry_ts_us" in args:
+            args["entry_ts_us"] = round(args["entry_ts_us"] + origin_us, 3)
     return events
 
 

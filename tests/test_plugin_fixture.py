@@ -119,7 +119,10 @@ def test_marker_always_snapshots_a_passing_test(pytester: pytest.Pytester):
     )
     assert load(path).metadata["outcome"] == "passed"
     text = section(result.stdout.str(), "ringtrace call")
-    assert text.splitlines()[2] == "last 2 of 3 events (time relative to the failure):"
+    lines = text.splitlines()
+    assert lines[2].startswith("calls of the test (time relative to the end of the phase;")
+    assert lines[3] == "MainThread:"
+    assert "app.step(" in lines[4]
 
 
 def test_marker_patch_traces_a_target_during_the_test_only(pytester: pytest.Pytester):
@@ -268,7 +271,7 @@ def pytest_ringtrace_snapshot(snapshot, item, report, paths):
     assert seen == {
         "item": "test_snapshot_hook_is_called_with_each_snapshot.py::test_x",
         "when": "call",
-        "events": 3,
+        "events": 4,  # step's entry, exit and event, and the test.failure event
         "test_id": "test_snapshot_hook_is_called_with_each_snapshot.py::test_x",
         "paths": {"json": str(artifact_files(pytester)[0])},
         "exists": True,

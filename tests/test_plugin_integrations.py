@@ -302,7 +302,7 @@ def test_timeout_signal_method_attaches_like_any_failure(pytester: pytest.Pytest
     )
     result.assert_outcomes(failed=1)
     text = section(result.stdout.str(), "ringtrace call")
-    assert "spinner   * spin  i=" in text
+    assert "spinner (during the test):" in text and "* spin i=" in text
     (path,) = artifact_files(pytester)
     snap = load(path)
     assert snap.metadata["exception"].startswith("Failed: Timeout")
@@ -459,19 +459,46 @@ def test_example_application_demo(tmp_path: Path):
         text=True,
         timeout=120,
     )
-    assert "1 failed, 5 passed" in out.stdout, out.stdout + out.stderr
-    assert "FAILED examples/test_shop.py::test_last_item_is_sold_once" in out.stdout
-    text = section(out.stdout, "ringtrace call")
-    lines = text.splitlines()
+    assert "3 failed, 7 passed" in out.stdout, out.stdout + out.stderr
+    failed = {line.split()[1] for line in out.stdout.splitlines() if line.startswith("FAILED ")}
+    assert failed == {
+        "examples/test_shop.py::test_last_item_is_sold_once",
+        "examples/test_invoice.py::test_coupon_takes_its_percentage_off",
+        "examples/test_settings.py::test_timeout_is_read",
+    }
+    shop = failure_section(out.stdout, "test_last_item_is_sold_once").splitlines()
     # both workers checked the stock level before either committed
-    checked = [line for line in lines if "inventory.checked" in line]
-    committed = [line for line in lines if "inventory.committed" in line]
-    assert len(checked) == 2 and all("level=1" in line for line in checked)
-    assert {line.split()[2] for line in checked} == {"order-worker-1", "order-worker-2"}
-    assert len(committed) == 2 and all("level=0" in line for line in committed)
-    assert lines.index(checked[1]) < lines.index(committed[0])
-    assert sum("order.confirmed" in line for line in lines) == 2
-    assert len(list(tmp_path.glob("session-*/*.json"))) == 1
+    by_worker: dict[str, dict[str, float]] = {}
+    worker = ""
+    for line in shop:
+        if line.startswith("order-worker-"):
+            worker = line.split()[0]
+        for what in ("inventory.checked", "inventory.committed"):
+            if worker and f"* {what}" in line:
+                by_worker.setdefault(worker, {})[what] = float(line.split()[0])
+                assert ("level=1" if what.endswith("checked") else "level=0") in line
+    assert set(by_worker) == {"order-worker-1", "order-worker-2"}
+    checks = [t["inventory.checked"] for t in by_worker.values()]
+    commits = [t["inventory.committed"] for t in by_worker.values()]
+    assert max(checks) < min(commits)
+    assert sum("order.confirmed" in line for line in shop) == 2
+    assert any(">>> FAILURE at examples/test_shop.py:" in line for line in shop)
+    # the exception confkit swallowed is in the view, before the failure
+    settings = failure_section(out.stdout, "test_timeout_is_read")
+    assert "confkit.loading.convert(" in settings
+    assert "ValueError" in settings and "'30s'" in settings
+    assert ">>> FAILURE at examples/test_settings.py:" in settings
+    invoice = failure_section(out.stdout, "test_coupon_takes_its_percentage_off")
+    assert "invoice.invoice_total(" in invoice
+    assert ">>> FAILURE at examples/test_invoice.py:" in invoice
+    assert len(list(tmp_path.glob("session-*/*.json"))) == 3
+
+
+def failure_section(output: str, test: str) -> str:
+    """The ``ringtrace call`` section under the failure of ``test``."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(rf"^_+ {test} _+$", line))
+    return section("\n".join(lines[start:]), "ringtrace call")
 
 
 def test_default_run_does_not_collect_the_examples():

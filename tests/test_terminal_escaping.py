@@ -174,12 +174,19 @@ def test_pytest_section_escapes_everything(pytester: pytest.Pytester) -> None:
             raise ValueError("boom" + HOSTILE)
         """
     )
-    result = pytester.runpytest("--ringtrace", "--color=no", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if "ringtrace call" in line)
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(("===", "---")))
-    section = lines[start + 1 : end]
+    for view in ("tree", "flat"):
+        result = pytester.runpytest(
+            "--ringtrace", f"--ringtrace-view={view}", "--color=no", "-p", "no:cacheprovider"
+        )
+        result.assert_outcomes(failed=1)
+        lines = result.outlines
+        start = next(i for i, line in enumerate(lines) if "ringtrace call" in line)
+        end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(("===", "---")))
+        section = lines[start + 1 : end]
+        assert any("boom\\x1b]52" in line for line in section), section  # the failure
+        assert any("note=" in line and "\\x1b]52" in line for line in section), section
+        for line in section:
+            assert UNSAFE.search(line) is None, line
     assert any("v\\x1b]52" in line for line in section), section
     assert any("thr\\x1b]52" in line for line in section), section
     for line in section:

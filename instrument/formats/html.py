@@ -20,8 +20,11 @@ written by :func:`write_html`:
   holds exactly), ``metadata``, and for the page ``taken_at_rel`` (ns after
   ``base_ns``) and ``wall_ms``/``wall_sub_ns`` (wall-clock time of
   ``base_ns`` in milliseconds since the epoch and the nanoseconds beyond).
-  ``base_ns`` is the timestamp of the last event: the page's time axis is
-  relative to it (the failure, when a test failed). ``marks``: ``[key, t]``
+  ``base_ns`` is the snapshot's origin (:attr:`Snapshot.origin`: the
+  failure when a test failed, else the moment of the snapshot): the page's
+  time axis is relative to it, as every other view. ``origin_ns`` is the
+  snapshot's own ``origin_ns`` (``null`` when unset) and ``sources`` its
+  traced names' ``file:line``. ``marks``: ``[key, t]``
   for metadata ``*_ns`` values that are times on the same clock (the pytest
   plugin's ``failure_ns``), drawn as lines.
 * ``lanes``: one per stream, every :class:`~instrument.model.StreamInfo`
@@ -388,7 +391,7 @@ def _new_ids(table: _Table, values: Iterable[Any]) -> None:
 def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     """The embedded JSON document, in pieces of at most a few thousand events."""
     events = snapshot.events
-    base = events[-1].timestamp if events else snapshot.taken_at
+    base = snapshot.origin
     lanes = _Lanes(snapshot.streams)
     names, kinds, contexts, spans = _Table(), _Table(), _Contexts(), _Spans()
     gap_lanes = {i for i, info in enumerate(lanes.streams) if info.gaps}
@@ -468,7 +471,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         data = _json(rows, fields=True)[1:-1]
         yield data if begin == 0 else b"," + data
 
-    spans.finish(max(snapshot.taken_at, base))
+    spans.finish(max([snapshot.taken_at, *([events[-1].timestamp] if events else [])]))
     laid = spans.laid_out()
     yield b'],"spans":['
     for begin in range(0, len(laid), _CHUNK * 4):
@@ -511,6 +514,8 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         "taken_at": str(snapshot.taken_at),
         "since": None if snapshot.since is None else str(snapshot.since),
         "base_ns": str(base),
+        "origin_ns": None if snapshot.origin_ns is None else str(snapshot.origin_ns),
+        "sources": snapshot.sources,
         "taken_at_rel": snapshot.taken_at - base,
         "since_rel": None if snapshot.since is None else snapshot.since - base,
         "wall_ms": wall // 1_000_000,
@@ -607,6 +612,8 @@ def read_html(path: Path) -> Snapshot:
             since=None if since is None else int(since),
             pid=head["pid"],
             metadata=head["metadata"],
+            origin_ns=None if head.get("origin_ns") is None else int(head["origin_ns"]),
+            sources=dict(head.get("sources") or {}),
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise TimelineError(f"{path}: the embedded timeline data is incomplete: {exc!r}") from None

@@ -12,6 +12,7 @@ Members, in the order they are written::
 
     {"schema": "ringtrace-snapshot", "version": 1, "generator": "...",
      "pid": 4242, "clock_offset_ns": ..., "taken_at": ..., "since": null,
+     "origin_ns": ..., "sources": {...},
      "taken_at_utc": "2025-01-01T12:00:00.123456789Z",
      "event_count": 3, "totals": {...}, "metadata": {...},
      "streams": [{...}, ...],
@@ -39,6 +40,14 @@ Snapshot (the fields of :class:`instrument.Snapshot`)
     ``since``
         Integer or ``null``: the lower bound (monotonic ns) the snapshot was
         taken with; events older than it were left out on purpose.
+    ``origin_ns``
+        Integer or ``null`` (optional: files written before it lack it):
+        time zero of every view, in monotonic ns: the failure, for a
+        snapshot the pytest plugin took; the moment it was taken otherwise.
+        ``null`` reads as ``taken_at``.
+    ``sources``
+        Object (optional): traced name -> ``"path:line"`` where its code
+        starts, for the names present in ``events``.
     ``taken_at_utc``
         Informational: ``taken_at + clock_offset_ns`` as ISO 8601 UTC.
     ``metadata``
@@ -369,6 +378,8 @@ def write(snapshot: Snapshot, out: BinaryOut) -> None:
         _member("clock_offset_ns", _plain(snapshot.clock_offset_ns, "snapshot clock_offset_ns")),
         _member("taken_at", _plain(snapshot.taken_at, "snapshot taken_at")),
         _member("since", _plain(snapshot.since, "snapshot since")),
+        _member("origin_ns", _plain(snapshot.origin_ns, "snapshot origin_ns")),
+        _member("sources", _plain_mapping(snapshot.sources, "snapshot sources")),
     ]
     # informational; a hand-made snapshot may hold an impossible clock
     with contextlib.suppress(OverflowError, OSError, ValueError, TypeError):
@@ -482,6 +493,12 @@ def _need(obj: dict[str, Any], key: str, types: tuple[type, ...], where: str) ->
 
 _INT = (int,)
 _OPT_INT = (int, type(None))
+
+
+def _read_sources(obj: Any) -> dict[str, str]:
+    if type(obj) is not dict or not all(type(k) is str and type(v) is str for k, v in obj.items()):
+        raise _Invalid("sources must be an object of strings")
+    return dict(obj)
 
 
 def _read_stream(i: int, obj: Any) -> StreamInfo:
@@ -873,6 +890,8 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
             since=_need(doc, "since", _OPT_INT, "snapshot"),
             pid=_need(doc, "pid", _INT, "snapshot"),
             metadata=_mapping(_need(doc, "metadata", (dict,), "snapshot"), "metadata"),
+            origin_ns=_need(doc, "origin_ns", _OPT_INT, "snapshot") if "origin_ns" in doc else None,
+            sources=_read_sources(doc.get("sources", {})),
         )
         if lazy is not None:
             # A read-mostly sequence in the place of the list (see BlockEvents).

@@ -11,10 +11,12 @@ What is written (the "JSON Object Format" of the Trace Event Format)::
 
 Time
     ``ts`` and ``dur`` are microseconds (floats with three decimals, so
-    nanoseconds are kept) of the **monotonic clock** the snapshot was
-    recorded with, absolute, not relative to the first event: two snapshots
-    of one process line up. ``otherData.clock_offset_ns`` converts to wall
-    clock: ``unix_ns = ts * 1000 + clock_offset_ns``.
+    nanoseconds are kept) of the monotonic clock the snapshot was recorded
+    with, relative to the snapshot's **origin** (``otherData.origin_ns``:
+    the failure when a test failed, else the moment of the snapshot), the
+    time zero of every view: ``ts`` 0 is the failure. Absolute monotonic
+    time is ``ts * 1000 + origin_ns``; wall clock (Unix ns) adds
+    ``otherData.clock_offset_ns``.
 
 Processes and threads
     One process, ``pid`` = the snapshot's pid (1 if it has none), named by a
@@ -159,6 +161,7 @@ class _Track:
 class _Writer:
     def __init__(self, snapshot: Snapshot, out: BinaryOut):
         self.snapshot = snapshot
+        self.origin = snapshot.origin
         self.out = out
         self.pid = snapshot.pid if 0 < snapshot.pid <= 0xFFFFFFFF else 1
         self.buf: list[dict[str, Any]] = []
@@ -170,6 +173,10 @@ class _Writer:
         self.starts: dict[StreamKey, StreamInfo] = {}
 
     # ----------------------------------------------------------- output
+
+    def us(self, ns: int) -> float:
+        """A timestamp as ``ts``: microseconds after the origin."""
+        return (ns - self.origin) / 1000
 
     def emit(self, item: dict[str, Any]) -> None:
         self.buf.append(item)
@@ -184,7 +191,7 @@ class _Writer:
             self.buf.clear()
 
     def instant(self, track: _Track | None, ts: int, name: str, args: dict[str, Any]) -> None:
-        item: dict[str, Any] = {"ph": "i", "ts": _us(ts), "pid": self.pid, "name": name}
+        item: dict[str, Any] = {"ph": "i", "ts": self.us(ts), "pid": self.pid, "name": name}
         if track is None:
             item["s"] = "g"
         else:
@@ -225,8 +232,10 @@ class _Writer:
         snap = self.snapshot
         metadata = {str(k): plain_value(v) for k, v in snap.metadata.items()}
         other = {
-            "ringtrace": "a ringtrace snapshot; ts in microseconds of the monotonic clock",
+            "ringtrace": "a ringtrace snapshot; ts in microseconds after origin_ns (monotonic)",
             "clock": "monotonic",
+            "origin_ns": self.origin,
+            "sources": snap.sources,
             "clock_offset_ns": snap.clock_offset_ns,
             "taken_at_ns": snap.taken_at,
             "since_ns": snap.since,
@@ -344,7 +353,7 @@ class _Writer:
                 emit(
                     {
                         "ph": "B",
-                        "ts": _us(ts),
+                        "ts": self.us(ts),
                         "pid": pid,
                         "tid": track.tid,
                         "name": name,
@@ -359,7 +368,7 @@ class _Writer:
                     {
                         "ph": "i",
                         "s": "t",
-                        "ts": _us(ts),
+                        "ts": self.us(ts),
                         "pid": pid,
                         "tid": track.tid,
                         "name": name,
@@ -376,7 +385,7 @@ class _Writer:
         self.emit(
             {
                 "ph": "E",
-                "ts": _us(ts),
+                "ts": self.us(ts),
                 "pid": self.pid,
                 "tid": track.tid,
                 "name": name,
@@ -407,7 +416,7 @@ class _Writer:
             start = ts - duration
             note = "entry not in snapshot; start from duration_ns"
             if floor is not None and start < floor:
-                extra["entry_ts_us"] = _us(start)
+                extra["entry_ts_us"] = self.us(start)
                 start = floor
                 note = "entry not in snapshot; drawn from the previous bar's edge"
         else:
@@ -418,7 +427,7 @@ class _Writer:
         self.emit(
             {
                 "ph": "X",
-                "ts": _us(start),
+                "ts": self.us(start),
                 "dur": _us(ts - start),
                 "pid": self.pid,
                 "tid": track.tid,

@@ -26,7 +26,7 @@ from typing import NoReturn, TextIO
 from instrument.formats import format_names, formats, get_format, write_snapshot
 from instrument.model import Event, Snapshot
 
-from . import render, stats
+from . import render, stats, tree
 
 PROG = "ringtrace"
 
@@ -121,7 +121,7 @@ def _writer(stream: TextIO) -> Callable[[str], None]:
 
 # -- show --------------------------------------------------------------------
 
-_DURATION = re.compile(r"^-?(\d+(?:\.\d*)?|\.\d+)\s*(s|ms|us|µs|ns)?$")
+_DURATION = re.compile(r"^([-+]?)(\d+(?:\.\d*)?|\.\d+)\s*(s|ms|us|µs|ns)?$")
 _SCALE = {"s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0, None: 1e9}
 
 
@@ -129,12 +129,13 @@ def parse_time(text: str, end: int) -> int:
     """A ``--since``/``--until`` value as a monotonic timestamp.
 
     ``@NS`` is an absolute monotonic timestamp in ns (as ``--clock
-    monotonic`` prints); anything else is a duration before ``end`` (the
-    last event): seconds, or with a unit ``s``, ``ms``, ``us``, ``ns``. A
-    leading minus is allowed, as relative times are printed with one.
+    monotonic`` prints); anything else is a time relative to ``end`` (the
+    snapshot's origin: the failure, or the moment it was taken): seconds, or
+    with a unit ``s``, ``ms``, ``us``, ``ns``; before the origin unsigned or
+    with a minus (as relative times are printed), after it with a plus.
     """
     if not isinstance(text, str) or not text.strip():  # argparse gives [] for "--since=--"
-        raise ValueError("a time is needed: seconds before the last event (e.g. 2.5) or @NS")
+        raise ValueError("a time is needed: seconds before the origin (e.g. 2.5) or @NS")
     text = text.strip()
     if text.startswith("@"):
         digits = text[1:].strip()
@@ -144,9 +145,10 @@ def parse_time(text: str, end: int) -> int:
     m = _DURATION.match(text)
     if not m:
         raise ValueError(
-            f"{text!r}: expected seconds before the last event (e.g. 2.5, 300ms) or @NS"
+            f"{text!r}: expected seconds before the origin (e.g. 2.5, 300ms, +1ms) or @NS"
         )
-    return end - round(float(m.group(1)) * _SCALE[m.group(2)])
+    offset = round(float(m.group(2)) * _SCALE[m.group(3)])
+    return end + offset if m.group(1) == "+" else end - offset
 
 
 def _thread_matcher(specs: Sequence[str], snapshot: Snapshot) -> Callable[[int, str], bool]:
@@ -175,7 +177,7 @@ def _thread_matcher(specs: Sequence[str], snapshot: Snapshot) -> Callable[[int, 
 def select(args: argparse.Namespace, snapshot: Snapshot) -> list[Event]:
     """The events ``show`` prints, after every filter."""
     events: Iterable[Event] = snapshot.events
-    end = snapshot.events[-1].timestamp if snapshot.events else snapshot.taken_at
+    end = snapshot.origin
     if args.thread:
         thread_ok = _thread_matcher(args.thread, snapshot)
         events = [ev for ev in events if thread_ok(ev.thread_id, ev.thread_name)]
@@ -202,6 +204,8 @@ def select(args: argparse.Namespace, snapshot: Snapshot) -> list[Event]:
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     snapshot = load(args.file)
+    if args.tree:
+        return _show_tree(args, snapshot, out)
     chosen = select(args, snapshot)
     style = style_for(args.color, out)
     write = _writer(out)
@@ -223,6 +227,34 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
         write(f"{shown}; {tl.time_legend()}")
         write("")
     for line in tl.lines(chosen, gaps):
+        write(line)
+    return EXIT_OK
+
+
+def _show_tree(args: argparse.Namespace, snapshot: Snapshot, out: TextIO) -> int:
+    """``show --tree``: the failure view (the calls leading to the origin)."""
+    if args.thread:
+        _thread_matcher(args.thread, snapshot)  # a value matching nothing is an error
+    write = _writer(out)
+    style = style_for(args.color, out)
+    if not args.no_header:
+        for line in render.summary(snapshot, source=args.file, style=style):
+            write(line)
+        write("calls leading to the origin; time: ms relative to the origin")
+        write("")
+    phases = {
+        key[: -len("_start_ns")]: value
+        for key, value in snapshot.metadata.items()
+        if isinstance(key, str) and key.endswith("_start_ns") and type(value) is int
+    }
+    phase = snapshot.metadata.get("phase")
+    for line in tree.failure_tree(
+        snapshot,
+        budget=args.lines,
+        phases=phases,
+        phase=phase if isinstance(phase, str) else None,
+        filters=tree.Filters(args.thread or (), args.event or ()),
+    ):
         write(line)
     return EXIT_OK
 
@@ -338,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
         "show",
         help="print the timeline",
         description="Print the events of a snapshot, one line each, oldest first. "
-        "Times are relative to the last event unless --clock says otherwise.",
+        "Times are relative to the snapshot's origin (the failure, or the moment it was "
+        "taken) unless --clock says otherwise.",
     )
     common(show)
     show.add_argument(
@@ -356,15 +389,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--since",
         metavar="TIME",
-        help="from TIME: seconds before the last event (2.5, 300ms, 40us) or @NS (monotonic)",
+        help="from TIME: seconds before the origin (2.5, 300ms, 40us; +1ms after it) "
+        "or @NS (monotonic)",
     )
     show.add_argument("--until", metavar="TIME", help="up to TIME (same forms as --since)")
     show.add_argument("--tail", type=_non_negative, metavar="N", help="only the last N events")
     show.add_argument(
+        "--tree",
+        action="store_true",
+        help="the failure view: the calls leading to the origin as a tree, one line per call",
+    )
+    show.add_argument(
+        "--lines",
+        type=_non_negative,
+        default=40,
+        metavar="N",
+        help="with --tree: the number of lines to aim for (default 40)",
+    )
+    show.add_argument(
         "--clock",
         choices=("relative", "monotonic", "wall"),
         default="relative",
-        help="time column: seconds before the last event (default), monotonic ns, or UTC",
+        help="time column: seconds relative to the origin (default), monotonic ns, or UTC",
     )
     show.set_defaults(run=cmd_show)
 

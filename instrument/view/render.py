@@ -260,8 +260,8 @@ def thread_labels(snapshot: Snapshot) -> dict[int, str]:
 class Timeline:
     """Renders events of one snapshot, one line each.
 
-    ``end`` is the time relative times count back from (the last event of
-    the snapshot by default). Depths and thread labels are computed over the
+    ``end`` is time zero of relative times: the snapshot's origin (the
+    failure, or the moment it was taken) by default. Depths and thread labels are computed over the
     whole snapshot, so a filtered view keeps the indentation of the full one.
     """
 
@@ -277,7 +277,7 @@ class Timeline:
         self.style = style
         self.clock = clock
         events = snapshot.events
-        self.end = end if end is not None else (events[-1].timestamp if events else 0)
+        self.end = end if end is not None else snapshot.origin
         self._depth = dict(zip(map(id, events), span_depths(events), strict=True))
         self.labels = thread_labels(snapshot)
         self._colour = {
@@ -292,7 +292,7 @@ class Timeline:
             return f"{timestamp:>20}"
         if self.clock == "wall":
             return wall_clock(self.snapshot, timestamp).strftime("%H:%M:%S.%f")
-        return f"-{(self.end - timestamp) / 1e9:.6f}".rjust(12)
+        return f"{(timestamp - self.end) / 1e9:+.6f}".rjust(12)
 
     def time_legend(self) -> str:
         """One line saying what the time column is."""
@@ -300,7 +300,13 @@ class Timeline:
             return "time: monotonic ns"
         if self.clock == "wall":
             return "time: wall clock, UTC"
-        return "time: seconds before the last event"
+        return "time: seconds relative to the origin (" + self.origin_name() + ")"
+
+    def origin_name(self) -> str:
+        """What time zero is: the failure, or the moment of the snapshot."""
+        if self.snapshot.origin_ns is not None and "failure_ns" in self.snapshot.metadata:
+            return "the failure"
+        return "the snapshot"
 
     def _thread(self, thread_id: int, name: str) -> str:
         label = self.labels.get(thread_id) or printable(name)
@@ -322,6 +328,10 @@ class Timeline:
         body = f"{_INDENT * depth}{marker} {name}"
         if detail:
             body += "  " + (st.paint(detail, _RED) if error else detail)
+        if ev.kind == "entry":
+            where = self.snapshot.sources.get(ev.name)
+            if where:
+                body += "  " + st.paint(f"@ {printable(where)}", _DIM)
         stamp = st.paint(self.time(ev.timestamp), _DIM)
         return f"{stamp}  {self._thread(ev.thread_id, ev.thread_name)}  {body}"
 
