@@ -4,6 +4,16 @@ Static context (thread id and name, process id) belongs to a stream and is
 stored once, when the stream is created. Dynamic context (the asyncio task,
 a :class:`contextvars.ContextVar`, any user callable) is evaluated for each
 event, only on channels that list it in ``Channel.contexts``.
+
+The asyncio task is also recorded without being listed, on every channel,
+by the threads running an event loop, and only by them: a thread's writers
+are chosen when it first records a name (see ``Recorder.route``), with the
+task context if a loop runs on the thread then; and when a loop starts or
+stops on a thread, that thread's choices are forgotten and made again
+(:func:`watch_loops` wraps ``asyncio.events._set_running_loop``, which
+asyncio's loops call as they start and stop). A thread without a loop
+keeps the plain writers: no cost at all. A loop that does not call it
+(uvloop) is seen only by names first recorded while it runs.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from . import plugins
 from .plugins import hookimpl
@@ -32,6 +43,50 @@ def _task_name() -> object:
         return None
     task = asyncio.current_task()
     return None if task is None else task.get_name()
+
+
+def loop_running() -> bool:
+    """Whether an asyncio event loop runs on the calling thread."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
+#: The task provider used where a loop runs and the channel does not list it.
+AUTO_TASK: tuple[str, Provider] = ("task", _task_name)
+
+_loop_callbacks: list[Callable[[], None]] = []
+_watching = False
+
+
+def watch_loops(callback: Callable[[], None]) -> None:
+    """Call ``callback`` on the thread where an asyncio loop starts or stops.
+
+    Installs, once and only when asyncio is imported, a wrapper around
+    ``asyncio.events._set_running_loop`` that calls the original, then the
+    callbacks (never raising). Until asyncio is imported it does nothing:
+    call it again later (the recorder does, from its slow path).
+    """
+    global _watching
+    if callback not in _loop_callbacks:
+        _loop_callbacks.append(callback)
+    events: Any = sys.modules.get("asyncio.events")
+    if events is None:
+        return
+    with _lock:
+        if _watching:
+            return
+        original = events._set_running_loop
+
+        def _set_running_loop(loop: object) -> None:
+            original(loop)
+            for call in tuple(_loop_callbacks):
+                with contextlib.suppress(Exception):  # never break a loop's start
+                    call()
+
+        _set_running_loop.__wrapped__ = original  # type: ignore[attr-defined]
+        _set_running_loop.__doc__ = original.__doc__
+        events._set_running_loop = _set_running_loop
+        _watching = True
 
 
 _registered: dict[str, Provider] = {}

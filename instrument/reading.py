@@ -131,6 +131,8 @@ def _events_of(
     if "pid" not in stream.channel.contexts:
         static.pop("pid", None)
     dynamic = [n for n in stream.channel.contexts if n not in ("thread", "pid")]
+    if "task" not in dynamic:
+        dynamic.append("task")  # recorded unlisted by threads running an asyncio loop
     events: list[Event] = []
     latest = 0  # the latest timestamp so far
     # Column by column, in C-level passes: a snapshot converts a million
@@ -150,19 +152,22 @@ def _events_of(
         latest = stamps[-1]
         fields = convert.column(list(map(_fields, chunk)), stamps)
         contexts: Iterable[dict[str, Any]]
-        if dynamic and len(chunk[0]) == 6:
+        lengths = set(map(len, chunk))
+        if 6 in lengths:  # records with dynamic context (a record has it or not)
             limit = convert.limit
             hides = convert.redactor.hides
             contexts = []
-            for values in map(_context, chunk):
+            for record in chunk:
+                if len(record) != 6:
+                    contexts.append(static)
+                    continue
                 ctx = dict(static)
-                for key, value in zip(dynamic, values, strict=False):
+                for key, value in zip(dynamic, record[5], strict=False):
                     ctx[key] = "[redacted]" if hides(key) else plain_value(value, limit)
                 contexts.append(ctx)
         else:
             contexts = repeat(static)
         kinds: Iterable[str]
-        lengths = set(map(len, chunk))
         if lengths == {4}:  # point events only
             kinds = repeat(EVENT)
         elif 4 in lengths:  # mixed: give point events their kind, in C

@@ -9,6 +9,7 @@ readable, and evicts the oldest of them beyond ``max_dead_streams``.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from time import monotonic_ns
 from typing import Any
 
-from . import context
+from . import context, hotpath
 from .channel import Channel
 from .hotpath import _NOWHERE
 from .stream import EVENT, Record, Stream, Writer, placeholder_reserve
@@ -106,6 +107,15 @@ def _with_context(record: Record, values: tuple[object, ...]) -> Record:
     if len(record) == 4:
         return (*record, EVENT, values)
     return (*record, values)
+
+
+def _loop_changed() -> None:
+    """An asyncio loop started or stopped on this thread: forget the
+    thread's writers, so that they are chosen again, with or without the
+    task context."""
+    routes = getattr(hotpath._local, "routes", None)
+    if routes:
+        routes.clear()
 
 
 class Recorder:
@@ -199,11 +209,19 @@ class Recorder:
         if not chans:
             return _NOWHERE
         targets = []
+        # The asyncio task is recorded by threads running a loop, on every
+        # channel (see instrument.context); the others keep plain writers.
+        if "asyncio" in sys.modules:
+            context.watch_loops(_loop_changed)
+        task = context.loop_running()
         for chan in chans:
             stream = streams.get(chan.name)
             if stream is None:
                 stream = self._new_stream(chan, streams)
-            targets.append((stream, self._providers[chan.name]))
+            providers = self._providers[chan.name]
+            if task and "task" not in chan.contexts:
+                providers = (*providers, context.AUTO_TASK)
+            targets.append((stream, providers))
         if len(targets) == 1 and not targets[0][1]:
             return targets[0][0].writer()
         return Route(targets).writer()

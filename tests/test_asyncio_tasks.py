@@ -109,3 +109,39 @@ def test_1000_concurrent_tasks_each_event_carries_its_own_task(
         positions = [ev.position for ev in events]
         interleaved += positions[-1] - positions[0] + 1 > len(positions)
     assert interleaved == TASKS
+
+
+def test_the_task_is_recorded_by_default_where_a_loop_runs(
+    start_recording: Callable[..., Recorder],
+) -> None:
+    """The default channel does not list ``task``: it is recorded anyway by
+    a thread while an asyncio loop runs on it, and only then; the thread's
+    plain writer (no per-event context call) is used before and after."""
+    from instrument import hotpath
+
+    start_recording()  # Channel() lists thread and pid only
+    instrument.event("shared")
+    plain = hotpath._local.routes["shared"]
+
+    async def work(n: int) -> None:
+        instrument.event("shared", n=n)
+        await asyncio.sleep(0)
+        instrument.event("shared", n=n)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(work(n), name=f"worker-{n}") for n in (1, 2)]
+        await asyncio.gather(*tasks)
+        assert hotpath._local.routes["shared"] != plain  # chosen again, with the task
+
+    asyncio.run(main())
+    instrument.event("shared", n=9)
+    assert hotpath._local.routes["shared"] == plain  # the loop stopped: plain again
+    got = [(ev.fields.get("n"), ev.context.get("task")) for ev in instrument.snapshot().events]
+    assert got == [
+        (None, None),
+        (1, "worker-1"),
+        (2, "worker-2"),
+        (1, "worker-1"),
+        (2, "worker-2"),
+        (9, None),
+    ]
