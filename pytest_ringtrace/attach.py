@@ -21,6 +21,23 @@ MAX_EMBED_BYTES = 4 * 1024 * 1024
 _JUNIT_CAPTURES_STDOUT = ("system-out", "out-err", "all")
 
 
+def timeline_frame(title: str, document: str, path: Path) -> str:
+    """An iframe holding the timeline ``document``, as tall as its lanes need
+    (up to a screen): estimated here, set exactly by the page's own script
+    (``data-ringtrace-fit``), not a fixed height with half of it empty."""
+    from instrument.formats.html import page_height, read_data
+
+    try:
+        height = page_height(read_data(path))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):  # an estimate only
+        height = 400
+    return (
+        f'<iframe title="{html.escape(title)} timeline" data-ringtrace-fit '
+        f'style="width:100%;height:{height}px;border:1px solid #ccc" '
+        f'srcdoc="{html.escape(document, quote=True)}"></iframe>'
+    )
+
+
 def attach_html(
     config: pytest.Config,
     report: pytest.TestReport,
@@ -42,13 +59,7 @@ def attach_html(
     timeline = paths.get("html")
     if timeline is not None and timeline.is_file() and timeline.stat().st_size <= MAX_EMBED_BYTES:
         document = timeline.read_text(encoding="utf-8")
-        entries.append(
-            extras.html(
-                f'<iframe title="{html.escape(title)} timeline" '
-                'style="width:100%;height:520px;border:1px solid #ccc" '
-                f'srcdoc="{html.escape(document, quote=True)}"></iframe>'
-            )
-        )
+        entries.append(extras.html(timeline_frame(title, document, timeline)))
     report_dir = Path(config.invocation_params.dir, htmlpath).resolve().parent
     for fmt, path in paths.items():
         entries.append(extras.url(_link(path, report_dir), name=f"{title} ({fmt})"))

@@ -413,3 +413,63 @@ def test_the_plugin_records_the_failure_as_an_event_and_the_origin(
     assert "* app.tick n=3" in text and "app.step(" not in text
     result = pytester.runpytest("--ringtrace", *FAST, "--ringtrace-view=sideways")
     assert "--ringtrace-view: expected 'tree' or 'flat', got 'sideways'" in result.stderr.str()
+
+
+# -- asyncio task lanes -----------------------------------------------------------
+
+
+def _two_tasks(start_recording: Any) -> Snapshot:
+    import asyncio
+
+    start_recording()
+
+    async def fetch(n: int) -> None:
+        async with instrument.span("fetch", n=n):
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        instrument.event("main.start")
+        await asyncio.gather(
+            asyncio.create_task(fetch(1), name="Task-a"),
+            asyncio.create_task(fetch(2), name="Task-b"),
+        )
+
+    asyncio.run(main())
+    return instrument.snapshot()
+
+
+def test_html_and_perfetto_show_task_lanes_under_their_thread(
+    start_recording: Any, tmp_path: Path
+) -> None:
+    snap = _two_tasks(start_recording)
+    tasks = {ev.context.get("task") for ev in snap.events if ev.name == "fetch"}
+    assert tasks == {"Task-a", "Task-b"}
+
+    data = html.read_data(write_snapshot(snap, tmp_path / "t", "html"))
+    lanes = data["lanes"]
+    by_task = {lane.get("task"): i for i, lane in enumerate(lanes) if lane.get("task")}
+    assert set(by_task) >= {"Task-a", "Task-b"}
+    for i in by_task.values():
+        parent = lanes[lanes[i]["parent"]]
+        assert parent["thread_name"] == "MainThread" and "task" not in parent
+    # each task's span pairs within its task: one complete span per task lane
+    names = data["names"]
+    spans = [sp for sp in data["spans"] if names[sp[7]] == "fetch"]
+    assert sorted(sp[0] for sp in spans) == sorted([by_task["Task-a"], by_task["Task-b"]])
+    assert all(sp[6] == 0 and sp[3] >= 0 and sp[4] >= 0 for sp in spans)  # no flags: paired
+    assert html.read_html(tmp_path / "t.html") == snap  # the task lanes read back as events
+
+    out = io.BytesIO()
+    perfetto.write(snap, out)
+    trace = json.loads(out.getvalue())["traceEvents"]
+    named = {e["args"]["name"]: e["tid"] for e in trace if e["name"] == "thread_name"}
+    sort = {e["tid"]: e["args"]["sort_index"] for e in trace if e["name"] == "thread_sort_index"}
+    thread = named["MainThread"]
+    for task in ("Task-a", "Task-b"):
+        tid = named[f"MainThread · task {task}"]
+        assert thread * 1000 < sort[tid] < (thread + 1) * 1000  # right under its thread
+        begins = [e for e in trace if e["ph"] == "B" and e["tid"] == tid]
+        ends = [e for e in trace if e["ph"] == "E" and e["tid"] == tid]
+        assert [e["name"] for e in begins] == [e["name"] for e in ends] == ["fetch"]
+        assert "ringtrace" not in ends[0]["args"]  # a real exit, not one made up

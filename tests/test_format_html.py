@@ -732,3 +732,99 @@ def test_the_fast_encoder_and_the_pure_python_path_embed_the_same_data(
     if make == "lossy":
         odd = {**snap.events[-1].fields, "odd": "NaN", "big": str(2**60)}
         assert fast["events"][-1][4] == odd
+
+
+def tasks_snapshot() -> Snapshot:
+    """Two asyncio tasks on the main thread, each with a span; a tiny span
+    (too narrow for its name) beside a long one; a traced name with a source."""
+    info = stream(1, "MainThread", first=0, last=9, subbuf_size=4096, num_subbuf=8)
+
+    def at(us: int, name: str, kind: str, task: str | None, pos: int, **fields: Any) -> Event:
+        ctx = {"task": task} if task else {}
+        return Event(BASE + us * 1000, name, kind, 1, "MainThread", fields, ctx, "default", pos)
+
+    events = [
+        at(0, "handle", "entry", None, 0),
+        at(10, "db.fetch", "entry", "Task-a", 1, n=1),
+        at(20, "db.fetch", "entry", "Task-b", 2, n=2),
+        at(400, "db.fetch", "exit", "Task-a", 3, duration_ns=390_000),
+        at(900, "db.fetch", "exit", "Task-b", 4, duration_ns=880_000),
+        at(901, "tiny.helper_with_a_long_name", "entry", None, 5),
+        at(902, "tiny.helper_with_a_long_name", "exit", None, 6, duration_ns=1_000),
+        at(1000, "handle", "exit", None, 7, duration_ns=1_000_000),
+    ]
+    return Snapshot(
+        events=events,
+        streams=[info],
+        clock_offset_ns=OFFSET,
+        taken_at=BASE + 1_100_000,
+        origin_ns=BASE + 1_000_000,
+        sources={"db.fetch": "/src/app/db.py:12"},
+        metadata={"failure_ns": BASE + 1_000_000},
+    )
+
+
+def test_chromium_draws_the_legend_task_lanes_small_span_labels_and_sources(
+    chromium: str, tmp_path: Path
+) -> None:
+    snap = tasks_snapshot()
+    page = write_snapshot(snap, tmp_path / "tasks", "html")
+    data = embedded(page)
+    names = data["names"]
+    tiny = next(i for i, sp in enumerate(data["spans"]) if names[sp[7]].startswith("tiny."))
+    fetch = next(i for i, sp in enumerate(data["spans"]) if names[sp[7]] == "db.fetch")
+    probe = with_script(
+        page,
+        f"""
+        var T = window.ringtraceTimeline, main = document.getElementById("main");
+        var p = T.spanPoint({tiny});
+        main.dispatchEvent(new MouseEvent("mousemove", {{clientX: p.x, clientY: p.y, bubbles: true}}));
+        var v = T.view(); T.zoomTo(v.t0, v.t1);  // draw now, with the hovered span
+        var q = T.spanPoint({fetch});
+        main.dispatchEvent(new MouseEvent("mousedown", {{clientX: q.x, clientY: q.y, bubbles: true}}));
+        main.dispatchEvent(new MouseEvent("mouseup", {{clientX: q.x, clientY: q.y, bubbles: true}}));
+        """,
+    )
+    dom = run_chromium(chromium, tmp_path, probe, "--dump-dom")
+    attrs = body_attributes(dom)
+    assert attrs["data-rendered"] == "1"
+    assert attrs["data-lanes"] == "3"  # the thread and its two tasks
+    # the tiny span's name is drawn beside it while the pointer is on it
+    assert attrs["data-hover-label"] == "tiny.helper_with_a_long_name"
+    # task lanes are labelled as tasks of their thread, after the thread's lane
+    labels = re.findall(r'<div class="lane-label( task)?"[^>]*?style="top: (\d+)px', dom)
+    assert [(bool(task), int(top)) for task, top in labels][0] == (False, 0)
+    assert sorted(bool(task) for task, _ in labels) == [False, True, True]
+    assert ">task Task-a<" in dom and ">task Task-b<" in dom
+    # the legend names the colours and markers
+    legend = re.search(r'<div id="legend"[^>]*>(.*?)</div>', dom, re.S)
+    assert legend is not None
+    for words in ("raised an exception", "point event", "origin: the failure", "events lost"):
+        assert words in legend.group(1)
+    # the pinned span's card gives its source and its task
+    details = re.search(r'<div id="details"[^>]*>(.*?)</div>\s*<div id="tip"', dom, re.S)
+    assert details is not None
+    assert "source /src/app/db.py:12" in details.group(1)
+    assert "asyncio task Task-a" in details.group(1)
+    assert "time from the failure" in dom
+
+
+def test_chromium_sizes_the_embedded_timeline_to_its_content(chromium: str, tmp_path: Path) -> None:
+    from pytest_ringtrace.attach import timeline_frame
+
+    page = write_snapshot(tasks_snapshot(), tmp_path / "embedded", "html")
+    estimate = timeline.page_height(timeline.read_data(page))
+    frame = timeline_frame("ringtrace call", page.read_text("utf-8"), page)
+    assert frame.startswith(
+        f'<iframe title="ringtrace call timeline" data-ringtrace-fit '
+        f'style="width:100%;height:{estimate}px;'
+    )
+    outer = tmp_path / "report.html"
+    outer.write_text(f"<!DOCTYPE html><html><body><h1>report</h1>{frame}</body></html>", "utf-8")
+    dom = run_chromium(chromium, tmp_path, outer, "--dump-dom")
+    height = re.search(r'<iframe [^>]*style="[^"]*height: ?(\d+)px', dom)
+    assert height is not None, dom[:800]
+    drawn = int(height.group(1))
+    # three lanes: far less than the old fixed 520 px, and close to the estimate
+    assert 200 <= drawn < 520
+    assert abs(drawn - estimate) < 80

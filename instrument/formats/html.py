@@ -30,7 +30,10 @@ written by :func:`write_html`:
 * ``lanes``: one per stream, every :class:`~instrument.model.StreamInfo`
   field plus ``events`` (count), ``skipped``, ``skipped_subbufs`` and
   ``synthetic`` (a lane made up for events whose stream the snapshot does
-  not list, as in a hand-made snapshot).
+  not list, as in a hand-made snapshot). A lane per asyncio task (the
+  events whose context names a ``task``) follows, synthetic, with ``task``
+  (its name) and ``parent`` (its thread's lane): the page draws it under
+  its thread, and entries and exits pair within the task.
 * ``events``: ``[t, kind, name, lane, fields, context, position]`` per
   event in snapshot order; ``t`` is ns relative to ``base_ns``; ``kind``,
   ``name`` and ``context`` index the ``kinds``, ``names`` and ``contexts``
@@ -196,6 +199,8 @@ class _Contexts:
         self.by_id: dict[int, int] = {}
         self.by_text: dict[str, int] = {}
         self.items: list[dict[str, Any]] = []
+        #: The asyncio task of each context (``None`` for none), by index.
+        self.tasks: list[str | None] = []
 
     def add(self, ctx: dict[str, Any]) -> int:
         text = json.dumps(_plain(ctx), sort_keys=True)
@@ -203,6 +208,8 @@ class _Contexts:
         if found is None:
             found = self.by_text[text] = len(self.items)
             self.items.append(ctx)
+            task = ctx.get("task")
+            self.tasks.append(task if isinstance(task, str) else None)
         if len(self.by_id) < _CTX_CACHE_MAX:
             self.by_id[id(ctx)] = found
         return found
@@ -223,6 +230,9 @@ class _Lanes:
             self.by_key.setdefault((info.thread_id, info.thread_name, info.channel), []).append(i)
         self.plain = {key: found[0] for key, found in self.by_key.items() if len(found) == 1}
         self.counts = [0] * len(self.streams)
+        #: Lanes of asyncio tasks: (the thread's lane, task name) -> lane.
+        self.task_lanes: dict[tuple[int, str], int] = {}
+        self.tasks: list[tuple[int, str]] = []  # in lane order, after the others
 
     def lookup(self, key: tuple[int, str, str], position: int) -> int:
         found = self.by_key.get(key)
@@ -240,8 +250,18 @@ class _Lanes:
                 return i
         return found[0]
 
+    def task_lane(self, lane: int, task: str) -> int:
+        """The lane of asyncio task ``task`` on the thread of ``lane``."""
+        key = (lane, task)
+        found = self.task_lanes.get(key)
+        if found is None:
+            found = self.task_lanes[key] = len(self.counts)
+            self.counts.append(0)
+            self.tasks.append(key)
+        return found
+
     def rows(self) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i, info in enumerate(self.streams):
             rows.append(
                 {
@@ -265,17 +285,43 @@ class _Lanes:
                     "synthetic": False,
                 }
             )
-        for j, (tid, tname, channel) in enumerate(self.synthetic):
-            rows.append(
-                {
-                    "channel": channel,
-                    "thread_id": tid,
-                    "thread_name": tname,
-                    "events": self.counts[len(self.streams) + j],
-                    "synthetic": True,
-                }
+        # Synthetic and task lanes were numbered in the order they were met.
+        extra: list[tuple[int, dict[str, Any]]] = []
+        for (tid, tname, channel), (lane,) in ((key, self.by_key[key]) for key in self.synthetic):
+            extra.append(
+                (
+                    lane,
+                    {
+                        "channel": channel,
+                        "thread_id": tid,
+                        "thread_name": tname,
+                        "events": self.counts[lane],
+                        "synthetic": True,
+                    },
+                )
             )
-        return rows
+        for (parent, task), lane in self.task_lanes.items():
+            base = (
+                rows[parent]
+                if parent < len(rows)
+                else dict(next(r for i, r in extra if i == parent))
+            )
+            extra.append(
+                (
+                    lane,
+                    {
+                        "channel": base["channel"],
+                        "thread_id": base["thread_id"],
+                        "thread_name": base["thread_name"],
+                        "events": self.counts[lane],
+                        "synthetic": True,
+                        "task": task,
+                        "parent": parent,
+                    },
+                )
+            )
+        extra.sort(key=lambda item: item[0])
+        return rows + [row for _, row in extra]
 
 
 # A span as collected: (lane, start, -end, entry index, exit index, flags), so
@@ -399,6 +445,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     lane_of, counts, lookup = lanes.plain, lanes.counts, lanes.lookup
     name_ids, kind_ids, ctx_ids = names.index, kinds.index, contexts.by_id
     open_spans, span_exit, span_list = spans.open, spans.exit, spans.spans
+    ctx_tasks = contexts.tasks
     name_of: list[int] = []  # each event's index in the names table
 
     yield b'{"format":"ringtrace-timeline","version":1,"events":['
@@ -416,8 +463,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
                     found = lane_of.get(keys[i])
                     known[i] = found if found is not None else lookup(keys[i], pos_col[i])
         where = cast(list[int], known)
-        for lane, n in Counter(where).items():
-            counts[lane] += n
+        stream_lanes = where  # gaps are placed on the stream's lane
         name_col = list(map(_name, chunk))
         kind_col = list(map(_kind, chunk))
         _new_ids(names, name_col)
@@ -429,6 +475,14 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
                 if ctx_id is None:
                     found = ctx_ids.get(id(ctx_col[i]))
                     ctx_id_col[i] = found if found is not None else contexts.add(ctx_col[i])
+        task_col = list(map(ctx_tasks.__getitem__, cast(list[int], ctx_id_col)))
+        if any(task_col):  # asyncio tasks: each a lane of its own, under its thread
+            where = [
+                lane if task is None else lanes.task_lane(lane, task)
+                for lane, task in zip(stream_lanes, task_col, strict=True)
+            ]
+        for lane, n in Counter(where).items():
+            counts[lane] += n
         if "entry" in kind_ids or "exit" in kind_ids:
             fields_col = list(map(_fields, chunk))
             index = begin
@@ -450,7 +504,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
                         span_exit(lane, name, index, t, fields)
                 index += 1
         if gap_lanes:
-            for i, lane in enumerate(where):
+            for i, lane in enumerate(stream_lanes):
                 if lane in gap_lanes:
                     positions[lane][0].append(chunk[i].position)
                     positions[lane][1].append(stamps[i])
@@ -530,6 +584,29 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     yield b',"lanes":' + _json(lanes.rows())
     yield b',"summary":' + _json(summary)
     yield b',"snapshot":' + _json(header) + b"}"
+
+
+#: The page's height above the lanes (header, toolbar, legend, overview and
+#: axis rows), in CSS pixels, as drawn at the usual width; and its bounds.
+_PAGE_TOP = 230
+_PAGE_MIN, _PAGE_MAX = 160, 900
+
+
+def page_height(data: dict[str, Any]) -> int:
+    """The height, in CSS pixels, the timeline of ``data`` (:func:`read_data`)
+    needs to show every lane without scrolling, bounded to a screen.
+
+    The page's script computes the same when it is drawn in a frame marked
+    ``data-ringtrace-fit`` and sets the frame's height; this estimate is the
+    frame's height before (or without) the script.
+    """
+    depth: dict[int, int] = {}
+    for span in data["spans"]:
+        depth[span[0]] = max(depth.get(span[0], -1), span[5])
+    lanes = sum(
+        max(44, 5 + 16 + min(depth.get(i, -1) + 1, 10) * 18 + 5) for i in range(len(data["lanes"]))
+    )
+    return max(_PAGE_MIN, min(_PAGE_TOP + lanes, _PAGE_MAX))
 
 
 def write_html(snapshot: Snapshot, out: BinaryIO) -> None:

@@ -37,6 +37,9 @@ Events
       first out, so every ``B`` has its ``E`` on the same lane, in order.
     * point events: instants, ``ph: "i"``, ``s: "t"`` (thread scope).
     * Dynamic context (e.g. the asyncio task) goes in ``args.context``.
+    * The events of an asyncio task (context ``task``) are on a lane of
+      their own, named ``<thread> · task <name>`` and sorted right under
+      its thread's lane; entries and exits pair within the task.
 
 The edges of the window (a snapshot is a window on the rings)
     * An exit whose entry is not in the snapshot (older than the rings, in a
@@ -166,7 +169,7 @@ class _Writer:
         self.pid = snapshot.pid if 0 < snapshot.pid <= 0xFFFFFFFF else 1
         self.buf: list[dict[str, Any]] = []
         self.written = 0
-        self.tracks: dict[tuple[int, str], _Track] = {}
+        self.tracks: dict[tuple[Any, ...], _Track] = {}
         # Markers waiting for an event of their stream: gaps (by end position)
         # and the start of a stream that overwrote older events.
         self.gaps: dict[StreamKey, list[tuple[int, int, StreamInfo]]] = {}
@@ -223,7 +226,40 @@ class _Writer:
                     "name": "thread_sort_index",
                     "pid": self.pid,
                     "tid": track.tid,
-                    "args": {"sort_index": track.tid},
+                    "args": {"sort_index": track.tid * 1000},
+                }
+            )
+        return track
+
+    def task_track(self, thread_id: int, thread_name: str, task: str) -> _Track:
+        """The lane of an asyncio task, sorted right under its thread's."""
+        key = (thread_id, thread_name, task)
+        track = self.tracks.get(key)
+        if track is None:
+            thread = self.track(thread_id, thread_name)
+            track = self.tracks[key] = _Track(len(self.tracks) + 1, thread_id)
+            track.alive = thread.alive
+            order = sum(1 for k in self.tracks if k[:2] == (thread_id, thread_name))
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "thread_name",
+                    "pid": self.pid,
+                    "tid": track.tid,
+                    "args": {
+                        "name": f"{thread_name} \u00b7 task {task}",
+                        "thread_id": thread_id,
+                        "task": task,
+                    },
+                }
+            )
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "thread_sort_index",
+                    "pid": self.pid,
+                    "tid": track.tid,
+                    "args": {"sort_index": thread.tid * 1000 + order},
                 }
             )
         return track
@@ -328,24 +364,31 @@ class _Writer:
         pid = self.pid
         emit = self.emit
         window_start = self.snapshot.events[0].timestamp if self.snapshot.events else 0
-        last_key: tuple[int, str] | None = None
+        last_key: tuple[int, str, str | None] | None = None
         track: _Track | None = None
         last_ctx: dict[str, Any] | None = None
         extra: dict[str, Any] | None = None
+        task: str | None = None
         for ev in self.snapshot.events:
             ts, name, kind, thread_id, thread_name, fields, ctx, channel, _ = ev
-            key = (thread_id, thread_name)
+            if ctx is not last_ctx:
+                last_ctx = ctx
+                extra = {k: v for k, v in ctx.items() if k not in _STATIC_CONTEXT} or None
+                found = ctx.get("task")
+                task = found if isinstance(found, str) else None
+            key = (thread_id, thread_name, task)
             if key != last_key or track is None:
-                track = self.track(thread_id, thread_name)
+                # an asyncio task's events: a lane of their own, pairs within the task
+                if task is None:
+                    track = self.track(thread_id, thread_name)
+                else:
+                    track = self.task_track(thread_id, thread_name, task)
                 last_key = key
             if track.first_ts is None:
                 track.first_ts = ts
             track.last_ts = ts
             if self.gaps or self.starts:
                 self.markers_before(ev, track)
-            if ctx is not last_ctx:
-                last_ctx = ctx
-                extra = {k: v for k, v in ctx.items() if k not in _STATIC_CONTEXT} or None
             args = fields if extra is None else {**fields, "context": extra}
             if kind == "entry":
                 track.stack.append((name, ts, channel))
