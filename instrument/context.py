@@ -56,6 +56,7 @@ AUTO_TASK: tuple[str, Provider] = ("task", _task_name)
 
 _loop_callbacks: list[Callable[[], None]] = []
 _watching = False
+_watch_lock = threading.RLock()  # re-entrant: a signal handler may record while it is held
 
 
 def watch_loops(callback: Callable[[], None]) -> None:
@@ -64,16 +65,18 @@ def watch_loops(callback: Callable[[], None]) -> None:
     Installs, once and only when asyncio is imported, a wrapper around
     ``asyncio.events._set_running_loop`` that calls the original, then the
     callbacks (never raising). Until asyncio is imported it does nothing:
-    call it again later (the recorder does, from its slow path).
+    call it again later (the recorder does, from its slow path, which a
+    signal handler may re-enter: once installed this takes no lock).
     """
-    global _watching
-    if callback not in _loop_callbacks:
-        _loop_callbacks.append(callback)
+    if _watching and callback in _loop_callbacks:
+        return
     events: Any = sys.modules.get("asyncio.events")
     if events is None:
         return
-    with _lock:
-        if _watching:
+    with _watch_lock:
+        if callback not in _loop_callbacks:
+            _loop_callbacks.append(callback)
+        if not _install_needed():
             return
         original = events._set_running_loop
 
@@ -86,7 +89,16 @@ def watch_loops(callback: Callable[[], None]) -> None:
         _set_running_loop.__wrapped__ = original  # type: ignore[attr-defined]
         _set_running_loop.__doc__ = original.__doc__
         events._set_running_loop = _set_running_loop
-        _watching = True
+        _set_watching()
+
+
+def _install_needed() -> bool:
+    return not _watching
+
+
+def _set_watching() -> None:
+    global _watching
+    _watching = True
 
 
 _registered: dict[str, Provider] = {}
@@ -97,8 +109,9 @@ _offered: dict[str, tuple[str, Provider]] | None = None  # from plugins, cached
 def _new_lock_after_fork() -> None:
     # A thread that held the lock when another thread forked does not exist
     # in the child: the child would wait for it forever.
-    global _lock
+    global _lock, _watch_lock
     _lock = threading.Lock()
+    _watch_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_new_lock_after_fork)

@@ -777,12 +777,12 @@ def test_chromium_draws_the_legend_task_lanes_small_span_labels_and_sources(
         page,
         f"""
         var T = window.ringtraceTimeline, main = document.getElementById("main");
-        var p = T.spanPoint({tiny});
-        main.dispatchEvent(new MouseEvent("mousemove", {{clientX: p.x, clientY: p.y, bubbles: true}}));
+        function at(p) {{ return {{clientX: p.x, clientY: p.y, bubbles: true}}; }}
+        main.dispatchEvent(new MouseEvent("mousemove", at(T.spanPoint({tiny}))));
         var v = T.view(); T.zoomTo(v.t0, v.t1);  // draw now, with the hovered span
-        var q = T.spanPoint({fetch});
-        main.dispatchEvent(new MouseEvent("mousedown", {{clientX: q.x, clientY: q.y, bubbles: true}}));
-        main.dispatchEvent(new MouseEvent("mouseup", {{clientX: q.x, clientY: q.y, bubbles: true}}));
+        var q = at(T.spanPoint({fetch}));
+        main.dispatchEvent(new MouseEvent("mousedown", q));
+        main.dispatchEvent(new MouseEvent("mouseup", q));
         """,
     )
     dom = run_chromium(chromium, tmp_path, probe, "--dump-dom")
@@ -793,7 +793,7 @@ def test_chromium_draws_the_legend_task_lanes_small_span_labels_and_sources(
     assert attrs["data-hover-label"] == "tiny.helper_with_a_long_name"
     # task lanes are labelled as tasks of their thread, after the thread's lane
     labels = re.findall(r'<div class="lane-label( task)?"[^>]*?style="top: (\d+)px', dom)
-    assert [(bool(task), int(top)) for task, top in labels][0] == (False, 0)
+    assert (bool(labels[0][0]), int(labels[0][1])) == (False, 0)
     assert sorted(bool(task) for task, _ in labels) == [False, True, True]
     assert ">task Task-a<" in dom and ">task Task-b<" in dom
     # the legend names the colours and markers
@@ -828,3 +828,24 @@ def test_chromium_sizes_the_embedded_timeline_to_its_content(chromium: str, tmp_
     # three lanes: far less than the old fixed 520 px, and close to the estimate
     assert 200 <= drawn < 520
     assert abs(drawn - estimate) < 80
+
+
+@pytest.mark.parametrize(
+    "picture", ["timeline.png", "invoice_timeline.png", "settings_timeline.png"]
+)
+def test_the_readme_screenshots_are_drawn_timelines(picture: str) -> None:
+    """The committed screenshots (docs/make_timeline_figure.py) show lanes
+    with bars and a card, not a blank or error page."""
+    png = (Path(__file__).resolve().parent.parent / "docs" / picture).read_bytes()
+    width, height, _, _ = decode_png(png)
+    assert (width, height) == (1400, 680)
+    # the lanes, right of the label column, below the header, toolbar, legend and axis
+    counts, area = region_colours(png, 240, 262, 1390, 450)
+    background = {(255, 255, 255), (248, 250, 252), (226, 232, 240)}
+    painted = sum(n for rgb, n in counts.items() if rgb not in background)
+    assert painted > area * 0.005, (painted, area)
+    assert len(counts) > 12
+    # the header band is dark, the clicked item's card light below the lanes
+    header, _ = region_colours(png, 0, 0, 1400, 20)
+    assert max(header.values()) > 1400 * 20 * 0.5
+    assert near(header, "#0f172a") > 1400 * 20 * 0.5

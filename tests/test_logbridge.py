@@ -251,7 +251,19 @@ def test_plugin_shows_log_records_and_warnings_in_place(pytester: pytest.Pyteste
     result = pytester.runpytest("--ringtrace", *FAST)
     result.assert_outcomes(failed=1)
     text = section(result.stdout.str(), "ringtrace call")
-    names = [line.split()[4] for line in text.splitlines() if " ms  " in line]
+    # the failure view: one line per call, log and warning events in place
+    lines = [line.split(" ms  ", 1)[1].strip() for line in text.splitlines() if " ms  " in line]
+    assert [line.split("(")[0].split("  ")[0].strip() for line in lines] == [
+        "app.step",
+        "* app.tick n=1 note='' password='[redacted]'",
+        "* log WARNING shop: stock low for lamp",
+        "* warning DeprecationWarning: old api",
+        "app.step",
+        "* app.tick n=2 note='' password='[redacted]'",
+        ">>> FAILURE at test_it.py:12: AssertionError: assert False",
+    ]
+    flat = pytester.runpytest("--ringtrace", *FAST, "--ringtrace-view=flat").stdout.str()
+    names = [line.split()[4] for line in section(flat, "ringtrace call").splitlines()[3:-1]]
     step = "app.step"
     assert names == [step, "app.tick", step, "log", "warning", step, "app.tick", step]
     assert "WARNING shop: stock low for lamp" in text
@@ -263,7 +275,7 @@ def test_plugin_log_level_option_and_ini(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_it=_LOGGING_TEST)
     result = pytester.runpytest("--ringtrace", *FAST, "--ringtrace-log-level=off")
     text = section(result.stdout.str(), "ringtrace call")
-    assert " log " not in text and " warning " not in text
+    assert "* log " not in text and "* warning " not in text
     assert "app.tick" in text
     pytester.makeini("[pytest]\nringtrace_log_level = ERROR\n")
     result = pytester.runpytest("--ringtrace", *FAST)

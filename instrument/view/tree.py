@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from instrument.model import Event, Snapshot
 
-from .render import format_duration, format_value, printable
+from .render import describe_fields, format_duration, format_value, printable
 
 #: The event the pytest plugin records for the failing test's own exception.
 FAILURE = "test.failure"
@@ -257,6 +257,8 @@ class FailureView:
                 f"!! swallowed {printable(str(f.get('type')))}: "
                 f"{format_value(f.get('message'))}{where}{func}"
             )
+        if ev.name in ("log", "warning"):  # the logging bridge's events, as log lines
+            return f"* {printable(ev.name)} {describe_fields(ev)}"
         detail = " ".join(f"{printable(k)}={format_value(v)}" for k, v in f.items())
         ctx = " ".join(
             f"[{printable(k)}={format_value(v)}]"
