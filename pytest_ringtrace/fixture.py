@@ -236,7 +236,12 @@ class RingtraceFixture:
 
         snap = self.snapshot()
         return section_text(
-            snap, counts=summary(snap), failure_ns=time.monotonic_ns(), paths={}, tail=tail
+            snap,
+            counts=summary(snap),
+            failure_ns=time.monotonic_ns(),
+            paths={},
+            tail=tail,
+            view="flat",  # the last ``tail`` events, one line each
         )
 
 
