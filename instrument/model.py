@@ -132,7 +132,12 @@ class Snapshot:
         """Read back a snapshot written in our JSON format (``.json`` or ``.json.gz``).
 
         The result equals the snapshot that was written. A file that is not
-        one raises :class:`SnapshotFileError` (a ``ValueError``).
+        one raises :class:`SnapshotFileError` (a ``ValueError``). The file is
+        validated whole; its events are built a block at a time when first
+        used (``events`` is then a
+        :class:`~instrument.formats.json_format.BlockEvents`, which reads like
+        the list and becomes one when changed), so loading needs about the
+        file's size in memory.
         """
         from .formats.json_format import read
 

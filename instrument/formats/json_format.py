@@ -95,7 +95,14 @@ the columns of ``event_fields``:
     ``context`` (object: context recorded with the event, e.g. ``pid``,
     ``task``), ``channel`` (string), ``position`` (integer: the record's
     position in its stream, counting from 0). Rows are written in blocks of
-    up to 512 per line; whitespace between them is insignificant.
+    up to 512 per line; whitespace between them is insignificant to JSON.
+    Our reader uses that layout (``,\n"events":[``, then one line per
+    block, a comma ending each but the last, then ``]}``) to validate the
+    file block by block and keep each block as text until its events are
+    used (:class:`BlockEvents`); the same document laid out otherwise (say,
+    re-indented) is read whole, as any JSON reader would. Writers with the
+    optional ``msgspec`` encoder and without it write the same values, both
+    in pure ASCII (version 1 is unchanged).
 
 Values
     Field, context and metadata values are JSON ``null``, booleans, numbers,
