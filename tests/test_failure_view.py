@@ -473,3 +473,29 @@ def test_html_and_perfetto_show_task_lanes_under_their_thread(
         ends = [e for e in trace if e["ph"] == "E" and e["tid"] == tid]
         assert [e["name"] for e in begins] == [e["name"] for e in ends] == ["fetch"]
         assert "ringtrace" not in ends[0]["args"]  # a real exit, not one made up
+
+
+def test_show_names_the_failure_and_swallowed_exceptions(tmp_path: Path) -> None:
+    handled = event(
+        -3,
+        "exception.handled",
+        type="KeyError",
+        message="'timeout'",
+        where="/src/conf.py:12",
+        function="load",
+    )
+    snap = snapshot([*call(-5, 4, "load"), handled, failure()])
+    path = write_snapshot(snap, tmp_path / "s", "json")
+    lines = _show(path).splitlines()
+    assert any(
+        line.endswith(
+            "· exception.handled  swallowed KeyError: 'timeout' (at /src/conf.py:12 in load)"
+        )
+        for line in lines
+    ), lines
+    assert lines[-1].endswith("· test.failure  AssertionError: assert 9 == 10 … (at t.py:7)")
+    tree = failure_tree(snap)
+    assert any(
+        line.endswith("!! swallowed KeyError: \"'timeout'\" at /src/conf.py:12 in load")
+        for line in tree
+    ), tree

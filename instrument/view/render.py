@@ -421,7 +421,9 @@ def format_duration(ns: int) -> str:
 
 def _describe_record(event: Event) -> str | None:
     """A ``log`` or ``warning`` event (the logging bridge) as its line of
-    text, as a log file would show it; ``None`` for other events."""
+    text, as a log file would show it, a ``test.failure`` or
+    ``exception.handled`` event as ``Type: message (at file:line)``;
+    ``None`` for other events."""
     fields = event.fields
     if event.name == "log" and "message" in fields and "level" in fields:
         text = f"{fields['level']} {fields.get('logger', '')}: {fields['message']}"
@@ -431,17 +433,35 @@ def _describe_record(event: Event) -> str | None:
         if "where" in fields:
             text += f" (at {fields['where']})"
         rest = {k: v for k, v in fields.items() if k not in ("category", "message", "where")}
+    elif event.name == "test.failure" and "type" in fields:
+        message = str(fields.get("message") or "").strip()
+        first = message.splitlines()[0] if message else ""
+        text = f"{fields['type']}: {first}{' …' if chr(10) in message else ''}"
+        if "where" in fields:
+            text += f" (at {fields['where']})"
+        rest = {k: v for k, v in fields.items() if k not in ("type", "message", "where")}
+    elif event.name == "exception.handled" and "type" in fields:
+        text = f"swallowed {fields['type']}: {fields.get('message', '')}"
+        if "where" in fields:
+            text += f" (at {fields['where']}"
+            text += f" in {fields['function']})" if "function" in fields else ")"
+        rest = {
+            k: v for k, v in fields.items() if k not in ("type", "message", "where", "function")
+        }
     else:
         return None
     extra = " ".join(f"{key}={format_value(value)}" for key, value in rest.items())
     return f"{text}  {extra}" if extra else text
 
 
+_RECORDS = frozenset({"log", "warning", "test.failure", "exception.handled"})
+
+
 def describe_fields(event: Event) -> str:
     """The fields (and dynamic context) of ``event`` as ``key=value`` text
     (terminal-safe: :func:`printable`); a ``log`` or ``warning`` event as
     its log line."""
-    if event.kind == "event" and event.name in ("log", "warning"):
+    if event.kind == "event" and event.name in _RECORDS:
         record = _describe_record(event)
         if record is not None:
             return printable(record)
