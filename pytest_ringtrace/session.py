@@ -197,7 +197,8 @@ class RingtracePlugin:
             except Exception as exc:
                 warn(f"{item.nodeid}: cannot patch {target!r}: {describe(exc)}")
         for package in options.instrument:
-            state.patches.append(instrument.patch_module(package))
+            # as --ringtrace-instrument: private modules and helpers too
+            state.patches.append(instrument.patch_module(package, exclude=()))
         state.since = time.monotonic_ns()
 
     def _resize(self, item: pytest.Item, state: TestState) -> None:

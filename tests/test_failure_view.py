@@ -499,3 +499,10 @@ def test_show_names_the_failure_and_swallowed_exceptions(tmp_path: Path) -> None
         line.endswith("!! swallowed KeyError: \"'timeout'\" at /src/conf.py:12 in load")
         for line in tree
     ), tree
+
+
+def test_long_arguments_are_cut_before_the_return_value_and_duration() -> None:
+    events = [*call(-5, 2, "pkg.total", ret=9504, lines="x" * 500), failure()]
+    (line,) = [line for line in failure_tree(snapshot(events), width=120) if "pkg.total(" in line]
+    assert len(line) <= 120
+    assert line.endswith("…) -> 9504  [2.00 ms]"), line

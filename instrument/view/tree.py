@@ -212,38 +212,43 @@ class FailureView:
     def time(self, ts: int) -> str:
         return f"{(ts - self.origin) / 1e6:+.3f} ms".rjust(12)
 
-    def call_text(self, call: Call) -> str:
+    def call_text(self, call: Call, room: int | None = None, more: str = "") -> str:
+        """One call as text: ``name(args) -> value  [duration]`` (``more``
+        appended). Within ``room`` characters the arguments are cut first,
+        so that the return value or exception and the duration stay."""
         name = printable(call.name)
-        if call.entry is not None:
-            args = ", ".join(
-                f"{printable(k)}={format_value(v)}" for k, v in call.entry.fields.items()
-            )
-            text = f"{name}({args})"
-        else:
-            text = f"{name}(?)"
+        tail = self.exit_text(call) + more
+        if call.entry is None:
+            return f"{name}(?){tail}"
+        args = ", ".join(f"{printable(k)}={format_value(v)}" for k, v in call.entry.fields.items())
+        if room is not None:
+            args = _cut(args, max(room - len(name) - 2 - len(tail), 12))
+        return f"{name}({args}){tail}"
+
+    def exit_text(self, call: Call) -> str:
+        """What follows a call's arguments: its return value or exception,
+        other exit fields, its duration."""
         ex = call.exit
         if ex is None:
-            text += "  … no exit: still running at the snapshot"
-        else:
-            fields = ex.fields
-            if fields.get("exception") is not None:
-                message = fields.get("message")
-                exc = printable(str(fields["exception"]))
-                text += f"  !! raised {exc}: {format_value(message)}" if message else f" !! {exc}"
-            elif "retval" in fields:
-                text += f" -> {format_value(fields['retval'])}"
-            extra = [
-                f"{printable(k)}={format_value(v)}"
-                for k, v in fields.items()
-                if k not in _EXIT_KEYS
-            ]
-            if extra:
-                text += "  " + " ".join(extra)
-            duration = fields.get("duration_ns")
-            if isinstance(duration, int):
-                text += f"  [{format_duration(duration)}]"
-            if call.entry is None:
-                text += "  (entry older than the snapshot)"
+            return "  … no exit: still running at the snapshot"
+        fields = ex.fields
+        text = ""
+        if fields.get("exception") is not None:
+            message = fields.get("message")
+            exc = printable(str(fields["exception"]))
+            text += f"  !! raised {exc}: {format_value(message)}" if message else f"  !! {exc}"
+        elif "retval" in fields:
+            text += f" -> {_cut(format_value(fields['retval']), 60)}"
+        extra = [
+            f"{printable(k)}={format_value(v)}" for k, v in fields.items() if k not in _EXIT_KEYS
+        ]
+        if extra:
+            text += "  " + " ".join(extra)
+        duration = fields.get("duration_ns")
+        if isinstance(duration, int):
+            text += f"  [{format_duration(duration)}]"
+        if call.entry is None:
+            text += "  (entry older than the snapshot)"
         return text
 
     def event_text(self, ev: Event) -> str:
@@ -335,12 +340,14 @@ class FailureView:
     def one(self, node: Node, depth: int, max_depth: int) -> list[str]:
         if not isinstance(node, Call):
             return [self.line(node.timestamp, depth, self.event_text(node))]
-        text = self.call_text(node)
         inner = node.children
         expand = bool(inner) and (depth < max_depth or node.notable())
+        more = ""
         if inner and not expand:
             n = node.calls()
-            text += f"  (+{n:,} calls inside)" if n else f"  (+{len(inner):,} events inside)"
+            more = f"  (+{n:,} calls inside)" if n else f"  (+{len(inner):,} events inside)"
+        room = self.width - len(self.time(node.start)) - 2 - 2 * depth
+        text = self.call_text(node, room, more)
         lines = [self.line(node.start, depth, text, node.name)]
         if expand:
             lines.extend(self.render(inner, depth + 1, max_depth))
