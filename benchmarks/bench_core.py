@@ -9,7 +9,12 @@ Measured (each per operation, ns):
 * a traced call (``@instrument.trace``, entry + exit, no fields) against a
   wrapt pass-through decorator and against a wrapt decorator appending entry
   and exit tuples to a deque (the floor for the same work);
-* a traced call before ``instrument.start()`` against the wrapt pass-through.
+* a traced call before ``instrument.start()`` against the wrapt pass-through;
+* ``instrument.event`` with one non-scalar field (a 3-item list, captured as
+  text when recorded) against the same floor with that field;
+* a traced call of two arguments recording them and its return value
+  (``fields="*", retval=True``, captured when recorded) against the same
+  call traced without values.
 
 Then, once each: the time to snapshot 1,000,000 events written by 8 threads,
 and the memory the full rings hold per event (tracemalloc).
@@ -129,6 +134,16 @@ def traced() -> None:
     return None
 
 
+@instrument.trace(name="bench.args")
+def traced_args(order_id: int, sku: str) -> int:
+    return order_id
+
+
+@instrument.trace(name="bench.values", fields="*", retval=True)
+def traced_values(order_id: int, sku: str) -> int:
+    return order_id
+
+
 # -- timing -------------------------------------------------------------------
 
 
@@ -152,6 +167,10 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "wrapt pass-through": ("f()", {"f": wrapped_passthrough}),
     "wrapt + deque": ("f()", {"f": wrapped_deque}),
     "traced call": ("f()", {"f": traced}),
+    "floor, 1 list field": ("ev('bench.event', a=L)", {"ev": floor_event, "L": [1, 2, 3]}),
+    "event, 1 list field": ("ev('bench.event', a=L)", {"ev": instrument.event, "L": [1, 2, 3]}),
+    "traced call, 2 args, no values": ("f(7, 'lamp')", {"f": traced_args}),
+    "traced call, 2 args + retval": ("f(7, 'lamp')", {"f": traced_values}),
 }
 
 
@@ -276,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     for group in (
         ["floor: deque append", "instrument.event", "logging.debug"],
         ["bare call", "wrapt pass-through", "wrapt + deque", "traced call"],
+        ["floor, 1 list field", "event, 1 list field"],
+        ["traced call, 2 args, no values", "traced call, 2 args + retval"],
     ):
         instrument.start()  # the default channel, fresh for each group
         try:
@@ -299,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     call_floor = ratio(recording, "traced call", recording, "wrapt + deque")
     call_pass = ratio(recording, "traced call", recording, "wrapt pass-through")
     before = ratio(stopped, "traced call", stopped, "wrapt pass-through")
+    nonscalar = ratio(recording, "event, 1 list field", recording, "floor, 1 list field")
+    values = ratio(
+        recording, "traced call, 2 args + retval", recording, "traced call, 2 args, no values"
+    )
 
     walls, cpus, count = snapshot_times(snaps)
     per_event, floor_per_event = ring_memory_per_event()
@@ -320,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     for text, ok in checks:
         print(f"  {verdict(ok)}  {text}")
     print(f"  (info) traced call vs wrapt pass-through: {call_pass:.2f}x")
+    print(f"  (info) event with 1 list field vs its floor: {nonscalar:.2f}x")
+    print(f"  (info) traced call with values captured vs without: {values:.2f}x")
     if count != SNAPSHOT_EVENTS:
         print(f"  MISS  the snapshot read {count:,} events, not {SNAPSHOT_EVENTS:,}")
     return 0

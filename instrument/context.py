@@ -268,6 +268,23 @@ def evaluate(providers: tuple[tuple[str, Provider], ...]) -> tuple[object, ...]:
     return tuple([provider() for _name, provider in providers])
 
 
+def capture(
+    providers: tuple[tuple[str, Provider], ...], values: tuple[object, ...]
+) -> tuple[object, ...]:
+    """Context ``values`` as records keep them: captured, and redacted by
+    context name (see :mod:`instrument.values`)."""
+    from . import hotpath
+    from .values import REDACTED
+    from .values import capture as capture_value
+
+    recorder = hotpath.active()
+    hides = recorder.redactor.hides if recorder is not None else None
+    return tuple(
+        REDACTED if hides is not None and hides(name) else capture_value(value)
+        for (name, _provider), value in zip(providers, values, strict=True)
+    )
+
+
 def static_context(thread: threading.Thread, pid: int) -> Mapping[str, object]:
     """The context stored once per stream."""
     return {"pid": pid, "thread_id": thread.ident, "thread_name": thread.name}

@@ -24,18 +24,22 @@ def start(
     max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
     redact: Iterable[str] | bool = True,
     engine: str | None = None,
+    values: str = "safe",
 ) -> Recorder:
     """Start recording, process-wide, into fresh rings.
 
     ``channels`` defaults to one overwrite-mode channel named ``default``
     taking every event. ``max_dead_streams`` caps the streams of ended
-    threads kept readable; ``max_field_chars`` caps each field value as read;
-    ``redact`` is ``True`` (hide credential-like field names), ``False``, or
-    the list of name fragments to hide. ``engine`` (``auto``, ``sysmon`` or
-    ``wrapt``) picks the tracing engine for what is traced from then on (see
-    :mod:`instrument.engines`; best set before anything is traced, or with
-    ``RINGTRACE_ENGINE``). Raises ``RuntimeError`` if already started: call
-    :func:`stop` first.
+    threads kept readable; ``max_field_chars`` caps each field value as
+    recorded; ``redact`` is ``True`` (hide credential-like names, URL
+    user-info and credentials in query strings, at any depth), ``False``, or
+    the list of name fragments to hide; ``values`` is how other objects are
+    recorded: ``"safe"`` (runs no program code), ``"repr"`` (their own
+    ``__repr__``, bounded and guarded) or ``"none"`` (no values recorded).
+    ``engine`` (``auto``, ``sysmon`` or ``wrapt``) picks the tracing engine
+    for what is traced from then on (see :mod:`instrument.engines`; best set
+    before anything is traced, or with ``RINGTRACE_ENGINE``). Raises
+    ``RuntimeError`` if already started: call :func:`stop` first.
     """
     if engine is not None:
         engines.check_engine_name(engine)
@@ -47,6 +51,7 @@ def start(
             max_dead_streams=max_dead_streams,
             max_field_chars=max_field_chars,
             redact=redact,
+            values=values,
         )
         if engine is not None:
             engines.use(engine)

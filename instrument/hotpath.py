@@ -23,6 +23,13 @@ lookup, about 50 ns here) and reserving (the position int, about 35 ns).
 Everything else (discard mode, several channels, dynamic context, a name no
 channel takes) is a pair whose ``reserve`` returns a placeholder and whose
 ``append`` does the work (see ``Stream.writer`` and ``recorder.Route``).
+
+Values are captured when recorded (:mod:`instrument.values`): a record
+never refers to a program object. Fields that are all plain already (exact
+``None``, ``bool``, ``float``, ``int`` of up to 64 bits, short ``str`` with
+nothing to redact, under names already checked) are kept as they are; the
+test is written out inline for the same reason as the write, and anything
+else goes to :func:`instrument.values.capture_fields`.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from time import monotonic_ns
 from typing import TYPE_CHECKING, Any
 
 from .stream import ENTRY, EXIT, Record, Writer, placeholder_reserve
+from .values import Capturer, capture_fields, exception_message, type_name
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -43,6 +51,13 @@ _recorder: Recorder | None = None
 _local = threading.local()
 
 _NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
+
+# What the inline value test reads, set from the active recorder's Capturer.
+_OTHER_PLAIN: frozenset[type] = frozenset()  # kept as they are (empty: "none" mode)
+_safe_names: set[str] | frozenset[str] = frozenset()  # names known not to be redacted
+_max_chars = 0  # strings kept as they are up to this length
+_values_off = False  # the "none" mode
+_INT_LOW, _INT_HIGH = -(1 << 64), 1 << 64
 
 
 def activate(recorder: Recorder | None) -> None:
@@ -53,10 +68,17 @@ def activate(recorder: Recorder | None) -> None:
     thread's streams (see ``Recorder.attach_thread``), which must happen
     when a thread ends, not when recording stops.
     """
-    global _recorder, _local
+    global _recorder, _local, _OTHER_PLAIN, _safe_names, _max_chars, _values_off
     _local = threading.local()
     if recorder is not None:
         recorder.local = _local
+        capturer: Capturer = recorder.capturer
+        none = capturer.mode == "none"
+        _values_off = none
+        _OTHER_PLAIN = frozenset((float, bool, type(None)))
+        # none mode: no name is known, so every field goes to capture_fields
+        _safe_names = frozenset() if none else capturer.safe_names
+        _max_chars = capturer.limit
     _recorder = recorder
 
 
@@ -94,6 +116,12 @@ def _route(key: Any) -> Writer:
         routes = local.routes = {}
     name = key[1] if type(key) is tuple else key
     check_name(name)
+    if local.__dict__.get("in_repr"):
+        # Recorded from inside a __repr__ that capture called: dropped, and
+        # counted, never recursed into (see instrument.values).
+        end = local.__dict__.get("end")
+        recorder.drop_nested(name, end.streams if end is not None else {})
+        return _NOWHERE
     target = recorder.route(key, name, local.end.streams)
     if len(routes) < 65536:  # bound the cache if names are generated
         routes[key] = target
@@ -103,9 +131,9 @@ def _route(key: Any) -> Writer:
 def event(name: str, /, **fields: Any) -> None:
     """Record a point event ``name`` with ``fields`` on this thread's stream.
 
-    Costs one dict lookup and three C calls when recording, a global check
-    when not. Field values are kept as they are and converted to plain data
-    when a snapshot reads them (see :mod:`instrument.values`).
+    Costs one dict lookup, a look at each value's type and three C calls
+    when recording, a global check when not. Values are captured now (see
+    :mod:`instrument.values`): the record never refers to a program object.
     """
     if _recorder is None:
         return
@@ -113,18 +141,76 @@ def event(name: str, /, **fields: Any) -> None:
         append, reserve = _local.routes[name]
     except (AttributeError, KeyError, TypeError):
         append, reserve = _route(check_name(name))  # checked: a tuple is a channel key
+    for value in fields.values():
+        kind = type(value)
+        if kind is int:
+            if _INT_LOW < value < _INT_HIGH:
+                continue
+        elif kind is str:
+            if len(value) <= _max_chars and "=" not in value and "@" not in value:
+                continue
+        elif kind in _OTHER_PLAIN:
+            continue
+        fields = capture_fields(fields)
+        break
+    else:
+        if not _safe_names.issuperset(fields):
+            fields = capture_fields(fields)
     # Reserve, then commit: a signal handler that records in between takes
     # the next position and commits first; readers put records back in
     # position order (see instrument.stream).
     append((reserve(), monotonic_ns(), name, fields))
 
 
+_EXIT_NAMES = frozenset(("duration_ns", "exception"))
+
+
+def plain(fields: Any) -> Any:
+    """``fields`` (a dict, an exit's entry timestamp, or ``None``) as a
+    record may keep them: dicts are captured unless already plain. With
+    values off, an exit keeps only its duration and exception type."""
+    if type(fields) is not dict or not fields:
+        return fields
+    if _values_off:
+        return {k: v for k, v in fields.items() if k in _EXIT_NAMES and type(v) in (int, str)}
+    for value in fields.values():
+        kind = type(value)
+        if kind is int:
+            if _INT_LOW < value < _INT_HIGH:
+                continue
+        elif kind is str:
+            if len(value) <= _max_chars and "=" not in value and "@" not in value:
+                continue
+        elif kind in _OTHER_PLAIN:
+            continue
+        return capture_fields(fields)
+    if not _safe_names.issuperset(fields):
+        return capture_fields(fields)
+    return fields
+
+
 def emit(key: Any, kind: str, name: str, fields: Any) -> int:
     """Record one event of ``kind`` and return its timestamp (0 when off).
 
     For the paths that run less often than a plain call: spans, generators,
-    coroutines, exits by exception.
+    coroutines, exits by exception. ``fields`` are captured unless plain.
     """
+    if _recorder is None:
+        return 0
+    try:
+        append, reserve = _local.routes[key]
+    except (AttributeError, KeyError):
+        append, reserve = _route(key)
+    if fields:
+        fields = plain(fields)
+    ts = monotonic_ns()
+    append((reserve(), ts, name, fields, kind))
+    return ts
+
+
+def emit_captured(key: Any, kind: str, name: str, fields: Any) -> int:
+    """:func:`emit` for fields made by :mod:`instrument.values` (captured
+    already): the traced-call paths, which would otherwise check them twice."""
     if _recorder is None:
         return 0
     try:
@@ -156,13 +242,13 @@ def call_wrapper(key: Any, name: str, capture: Capture | None, finish: Finish | 
         if _recorder is None:
             return wrapped(*args, **kwargs)
         fields = None if capture is None else capture(instance, args, kwargs)
-        t0 = emit(key, ENTRY, name, fields)
+        t0 = emit_captured(key, ENTRY, name, fields)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            emit(key, EXIT, name, exit_error(t0, exc))
+            emit_captured(key, EXIT, name, exit_error(t0, exc))
             raise
-        emit(key, EXIT, name, t0 if finish is None else finish(t0, result))
+        emit_captured(key, EXIT, name, t0 if finish is None else finish(t0, result))
         return result
 
     return wrapper
@@ -191,17 +277,15 @@ def _plain_call_wrapper(key: Any, name: str) -> Any:
 
 
 def exit_error(t0: int, exc: BaseException) -> dict[str, Any]:
-    """Exit fields for a call that ended with ``exc``."""
-    return {
-        "duration_ns": monotonic_ns() - t0,
-        "exception": type(exc).__qualname__,
-        "message": str_safely(exc),
-    }
+    """Exit fields for a call that ended with ``exc``: its type and message,
+    captured (see :func:`instrument.values.exception_message`)."""
+    fields = {"duration_ns": monotonic_ns() - t0, "exception": type_name(type(exc))}
+    message = exception_message(exc)
+    if message is not None:
+        fields["message"] = message
+    return fields
 
 
 def str_safely(exc: BaseException) -> str:
-    """``str(exc)``, or a note saying it raised: exceptions are user objects."""
-    try:
-        return str(exc)
-    except Exception as inner:
-        return f"<str() raised {type(inner).__name__}>"
+    """The message of ``exc`` as records keep it (``""`` when values are off)."""
+    return exception_message(exc) or ""

@@ -12,19 +12,16 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import accumulate, chain, compress, islice, repeat, starmap
-from operator import add, is_, itemgetter
+from itertools import accumulate, islice, repeat, starmap
+from operator import add, itemgetter
 from typing import Any
 
 from .model import Event, Snapshot, StreamInfo
 from .recorder import Recorder
 from .sources import sources_of
 from .stream import COPY_ATTEMPTS, EVENT, Record, Stream, copy_ring, in_position_order, read_stream
-from .values import Redactor, plain_value
+from .values import Redactor
 
-_PLAIN = frozenset((bool, int, float, type(None)))
-#: Field value types kept as they are (``str`` only up to the length limit).
-_SCALARS = frozenset((bool, int, float, type(None), str))
 _by_time = itemgetter(0)  # Event.timestamp
 _event_name = itemgetter(1)  # Event.name
 _new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python call
@@ -32,86 +29,31 @@ _new_event = partial(tuple.__new__, Event)  # Event(*items), without a Python ca
 _position, _stamp, _name, _fields, _kind, _context = map(itemgetter, range(6))
 _EVENT_KIND = (EVENT,)  # appended to a point event's record, it is item 4
 _CHUNK = 8192  # records converted together (see _events_of)
-_is_dict = dict.__instancecheck__
-_is_int = int.__instancecheck__
-_is_int_type = frozenset((int, bool)).__contains__
-_INT_BOUND = 1 << 64  # plain_value keeps integers of up to 64 bits
 
 
 class _FieldConverter:
-    """Converts recorded fields to plain, redacted dicts, fast when it can.
+    """Reads recorded fields as an event's dict.
 
-    Most streams hold scalars under the same few field names: a whole
-    stream is checked with a few C-level passes and its dicts are used as
-    they are, shared with the ring (a snapshot's fields are read-only, see
-    :class:`~instrument.model.Event`; the ring never changes them); only a
-    stream that fails the check is converted dict by dict, into new dicts.
+    Values were captured when recorded (plain, bounded, redacted: see
+    :mod:`instrument.values`), so a record's fields dict is used as it is,
+    shared with the ring (a snapshot's fields are read-only, see
+    :class:`~instrument.model.Event`; the ring never changes them). Only an
+    exit's entry timestamp and an absent ``None`` are turned into dicts.
     """
 
     def __init__(self, redactor: Redactor, limit: int):
         self.redactor = redactor
         self.limit = limit
-        self._clean_keys: dict[tuple[str, ...], bool] = {}
 
     def __call__(self, fields: Any) -> dict[str, Any]:
-        if fields is None:
-            return {}
-        keys = tuple(fields)
-        clean = self._clean_keys.get(keys)
-        if clean is None:
-            clean = not any(self.redactor.hides(k) for k in keys)
-            if len(self._clean_keys) < 4096:
-                self._clean_keys[keys] = clean
-        if clean and _PLAIN.issuperset(map(type, fields.values())):
-            ints = filter(_is_int, fields.values())
-            if max(map(int.bit_length, ints), default=0) <= 64:
-                return dict(fields)
-        return self.redactor.plain_fields(fields, self.limit)
-
-    def plain_as_stored(self, dicts: list[dict[str, Any]]) -> bool:
-        """Whether converting every one of ``dicts`` would copy it unchanged:
-        no redacted name, only scalars, no string over the limit, no integer
-        over 64 bits (what :func:`plain_value` keeps as it is)."""
-        keys = set().union(*dicts)
-        hides = self.redactor.hides
-        if any(hides(k) for k in keys):
-            return False
-        if len(keys) <= 8 and set(map(len, dicts)) == {len(keys)}:
-            # Every dict has the same names (the usual case): check by column.
-            return all(self._plain(list(map(itemgetter(k), dicts))) for k in keys)
-        return self._plain(list(chain.from_iterable(map(dict.values, dicts))))
-
-    def _plain(self, values: list[Any]) -> bool:
-        kinds = list(map(type, values))
-        types = set(kinds)
-        if not _SCALARS.issuperset(types):
-            return False
-        if str in types:
-            strings = values if len(types) == 1 else compress(values, map(is_, kinds, repeat(str)))
-            if max(map(len, strings)) > self.limit:
-                return False
-        if int in types or bool in types:
-            if types == {int}:
-                return bool(min(values) > -_INT_BOUND and max(values) < _INT_BOUND)
-            ints = compress(values, map(_is_int_type, kinds))
-            return max(map(int.bit_length, ints)) <= 64
-        return True
+        return {} if fields is None else fields
 
     def column(self, raw: list[Any], stamps: Iterable[int]) -> list[dict[str, Any]]:
         """The fields of records whose stored fields are ``raw`` and whose
         timestamps are ``stamps``: an exit stores its entry's timestamp (an
         int), read as ``duration_ns``; no fields (``None``) reads as ``{}``."""
-        kinds = set(map(type, raw))
-        if dict in kinds:
-            dicts = raw if len(kinds) == 1 else list(filter(_is_dict, raw))
-            if not self.plain_as_stored(dicts):
-                convert = self
-                return [
-                    {"duration_ns": ts - f} if type(f) is int else convert(f)
-                    for f, ts in zip(raw, stamps, strict=False)
-                ]
-            if len(kinds) == 1:
-                return raw
+        if set(map(type, raw)) == {dict}:
+            return raw
         return [
             f if type(f) is dict else {} if f is None else {"duration_ns": ts - f}
             for f, ts in zip(raw, stamps, strict=False)
@@ -154,16 +96,14 @@ def _events_of(
         contexts: Iterable[dict[str, Any]]
         lengths = set(map(len, chunk))
         if 6 in lengths:  # records with dynamic context (a record has it or not)
-            limit = convert.limit
-            hides = convert.redactor.hides
+            # captured and redacted when recorded, as fields are
             contexts = []
             for record in chunk:
                 if len(record) != 6:
                     contexts.append(static)
                     continue
                 ctx = dict(static)
-                for key, value in zip(dynamic, record[5], strict=False):
-                    ctx[key] = "[redacted]" if hides(key) else plain_value(value, limit)
+                ctx.update(zip(dynamic, record[5], strict=False))
                 contexts.append(ctx)
         else:
             contexts = repeat(static)

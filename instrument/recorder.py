@@ -22,7 +22,7 @@ from . import context, hotpath
 from .channel import Channel
 from .hotpath import _NOWHERE
 from .stream import EVENT, Record, Stream, Writer, placeholder_reserve
-from .values import DEFAULT_MAX_FIELD_CHARS, DEFAULT_REDACT, Redactor
+from .values import DEFAULT_MAX_FIELD_CHARS, DEFAULT_MODE, DEFAULT_REDACT, Capturer, Redactor
 
 
 def _fragments(redact: object) -> list[str]:
@@ -91,7 +91,7 @@ class Route:
             for stream, providers in self.targets:
                 if providers:
                     guard.nested = False
-                    values = context.evaluate(providers)
+                    values = context.capture(providers, context.evaluate(providers))
                     if guard.nested:
                         record = (record[0], monotonic_ns(), *record[2:])
                     stream.write(_with_context(record, values))
@@ -128,6 +128,7 @@ class Recorder:
         max_dead_streams: int = 64,
         max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
         redact: Iterable[str] | bool = True,
+        values: str = DEFAULT_MODE,
     ):
         chans = list(channels) if channels is not None else [Channel()]
         if not chans:
@@ -156,6 +157,10 @@ class Recorder:
             self.redactor = Redactor(())
         else:
             self.redactor = Redactor(_fragments(redact))
+        #: How program values become record data (see instrument.values).
+        self.capturer = Capturer(max_field_chars, values, self.redactor)
+        #: Events recorded from inside a __repr__ that capture called, dropped.
+        self.dropped_nested = 0
         self.pid = os.getpid()
         self._lock = threading.RLock()
         self._streams: list[Stream] = []
@@ -225,6 +230,16 @@ class Recorder:
         if len(targets) == 1 and not targets[0][1]:
             return targets[0][0].writer()
         return Route(targets).writer()
+
+    def drop_nested(self, name: str, streams: dict[str, Stream]) -> None:
+        """Count an event recorded from inside a ``__repr__`` called by
+        capture, which is dropped: in the calling thread's streams that
+        would have taken it (their ``dropped``), and in ``dropped_nested``."""
+        self.dropped_nested += 1
+        for chan in self.channels.values():
+            stream = streams.get(chan.name)
+            if stream is not None and chan.takes(name):
+                stream.dropped += 1
 
     def _new_stream(self, chan: Channel, streams: dict[str, Stream]) -> Stream:
         """The calling thread's stream of ``chan``, created and registered.

@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from . import engines
+from . import engines, hotpath
 from .engines import TraceOptions, unwrap_descriptor
 from .hotpath import check_name, emit, exit_error
 from .stream import ENTRY, EXIT
+from .values import capture_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
 FieldSpec = Sequence[str] | Literal["*"] | None
@@ -135,6 +136,9 @@ class span:  # lower case: used like a function, as in ``with span("load"):``
         self._t0 = 0
 
     def __enter__(self) -> span:
+        if self.fields is not None and hotpath._recorder is not None:
+            # Captured when recorded: the span keeps no program object either.
+            self.fields = capture_fields(self.fields)
         self._t0 = emit(self._key, ENTRY, self.name, self.fields)
         return self
 

@@ -58,7 +58,7 @@ def _start_recorder(config: pytest.Config) -> Recorder | None:
         return None
     settings = config.stash.get(SETTINGS, Settings())
     channel = instrument.Channel(subbuf_size=settings.subbuf_size, num_subbuf=settings.num_subbuf)
-    return instrument.start([channel], max_dead_streams=settings.max_dead_streams)
+    return instrument.start([channel], **settings.start_options())  # type: ignore[arg-type]
 
 
 def begin_phase(item: pytest.Item, phase: str) -> None:

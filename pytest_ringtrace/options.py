@@ -151,7 +151,26 @@ def add_options(parser: pytest.Parser) -> None:
         "shown warnings, are recorded as events (default: DEBUG; off: neither; "
         "ini: ringtrace_log_level).",
     )
+    group.addoption(
+        "--ringtrace-values",
+        metavar="safe|repr|none",
+        default=None,
+        help="How recorded objects become data: safe (default: type, length, fields; runs no "
+        "code of the program), repr (their own __repr__, bounded and guarded), none (no values "
+        "recorded) (ini: ringtrace_values).",
+    )
+    group.addoption(
+        "--ringtrace-redact",
+        metavar="NAME[,NAME]",
+        action="append",
+        default=None,
+        help="Name fragments whose values are redacted, in fields, nested keys, headers, URLs "
+        "and traced arguments; replaces the credential-like defaults ('default' names them, "
+        "'off' turns redaction off) (ini: ringtrace_redact).",
+    )
     parser.addini("ringtrace", "Turn the flight recorder on (like --ringtrace).", type="bool")
+    parser.addini("ringtrace_values", "safe, repr or none (default: safe).")
+    parser.addini("ringtrace_redact", "Redacted name fragments, 'default' or 'off'.", type="args")
     parser.addini("ringtrace_dir", f"Snapshot directory (default: {DEFAULT_DIR}).")
     parser.addini(
         "ringtrace_tail", f"Events shown per snapshot (default: {DEFAULT_TAIL}).", _INT, None
@@ -210,6 +229,16 @@ class Settings:
     view: str = "tree"
     threads: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
+    values: str = "safe"
+    redact: tuple[str, ...] | bool = True
+
+    def start_options(self) -> dict[str, object]:
+        """The keyword arguments of ``instrument.start`` these settings give."""
+        return {
+            "max_dead_streams": self.max_dead_streams,
+            "values": self.values,
+            "redact": self.redact,
+        }
 
 
 class _Source:
@@ -347,10 +376,21 @@ def read_settings(config: pytest.Config) -> Settings:
     if view not in ("tree", "flat"):
         raise pytest.UsageError(f"{view_where}: expected 'tree' or 'flat', got {view!r}")
 
+    raw_values, values_where = source.get("ringtrace_values", "ringtrace_values")
+    values = str(raw_values or "safe").strip()
+    if values not in ("safe", "repr", "none"):
+        raise pytest.UsageError(
+            f"{values_where}: expected 'safe', 'repr' or 'none', got {values!r}"
+        )
+    raw_redact, redact_where = source.get("ringtrace_redact", "ringtrace_redact")
+    redact = _redaction(_split(raw_redact), redact_where)
+
     return Settings(
         view=view,
         threads=tuple(config.getoption("ringtrace_thread") or ()),
         events=tuple(config.getoption("ringtrace_event") or ()),
+        values=values,
+        redact=redact,
         enabled=enabled,
         directory=directory,
         tail=tail,
@@ -367,6 +407,22 @@ def read_settings(config: pytest.Config) -> Settings:
         retention=retention,
         junit_paths=junit_paths,  # type: ignore[arg-type]
     )
+
+
+def _redaction(names: list[str], where: str) -> tuple[str, ...] | bool:
+    """``--ringtrace-redact`` values as ``instrument.start(redact=...)`` takes them."""
+    if not names:
+        return True
+    if "off" in names:
+        if len(names) > 1:
+            raise pytest.UsageError(f"{where}: 'off' cannot be combined with names, got {names}")
+        return False
+    from instrument.values import DEFAULT_REDACT
+
+    out: list[str] = []
+    for name in names:
+        out.extend(DEFAULT_REDACT if name == "default" else [name])
+    return tuple(dict.fromkeys(out))
 
 
 def check_formats(settings: Settings) -> None:

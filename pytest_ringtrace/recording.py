@@ -10,6 +10,7 @@ session and unpatched after it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import instrument
 from instrument import Channel, Recorder
@@ -21,9 +22,11 @@ from .warning import describe, warn
 class SessionRecording:
     """Owns (or borrows) the recorder events go to during the session."""
 
-    def __init__(self, channels: Sequence[Channel], max_dead_streams: int):
+    def __init__(self, channels: Sequence[Channel], max_dead_streams: int, **options: Any) -> None:
         self.channels = list(channels)
         self.max_dead_streams = max_dead_streams
+        #: instrument.start's other options (values, redact)
+        self.options: dict[str, Any] = {"max_dead_streams": max_dead_streams, **options}
         self.owned = False
         self.recorder: Recorder | None = None
         self._patches: list[ModulePatch] = []
@@ -32,7 +35,7 @@ class SessionRecording:
         """Start recording (unless already on) and trace ``packages``."""
         active = instrument.active_recorder()
         if active is None:
-            self.recorder = instrument.start(self.channels, max_dead_streams=self.max_dead_streams)
+            self.recorder = instrument.start(self.channels, **self.options)
             self.owned = True
         else:
             self.recorder = active
@@ -63,7 +66,7 @@ class SessionRecording:
     def ensure(self) -> None:
         """Before a test: if a previous test stopped our recorder, record again."""
         if self.owned and instrument.active_recorder() is None:
-            self.recorder = instrument.start(self.channels, max_dead_streams=self.max_dead_streams)
+            self.recorder = instrument.start(self.channels, **self.options)
 
     def resize(self, channels: Sequence[Channel]) -> bool:
         """Record on fresh rings of ``channels`` (a marker asked); False if not ours."""
@@ -72,7 +75,7 @@ class SessionRecording:
             return False
         if active is not None:
             instrument.stop()
-        self.recorder = instrument.start(channels, max_dead_streams=self.max_dead_streams)
+        self.recorder = instrument.start(channels, **self.options)
         return True
 
     def restore(self) -> None:
@@ -82,7 +85,7 @@ class SessionRecording:
             return  # the test left its own recorder running: not ours to stop
         if active is not None:
             instrument.stop()
-        self.recorder = instrument.start(self.channels, max_dead_streams=self.max_dead_streams)
+        self.recorder = instrument.start(self.channels, **self.options)
 
     def stop(self) -> None:
         """Unpatch the packages; stop the recorder if the plugin started it."""

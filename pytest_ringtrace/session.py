@@ -89,7 +89,12 @@ class RingtracePlugin:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.config.pluginmanager.has_plugin("dsession"):
             return  # the pytest-xdist controller runs no test: its workers record
-        self.recording = SessionRecording(self.channels, self.settings.max_dead_streams)
+        self.recording = SessionRecording(
+            self.channels,
+            self.settings.max_dead_streams,
+            values=self.settings.values,
+            redact=self.settings.redact,
+        )
         self.recording.start(self.settings.instrument)
         if self.settings.log_level is not None:
             instrument.record_logging(self.settings.log_level)

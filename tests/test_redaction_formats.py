@@ -1,11 +1,15 @@
 """Secrets stay out of snapshot files, in every format, and the files are private.
 
-Values of fields whose names look like credentials are recorded (the hot
-path does not look at names) but replaced by ``[redacted]`` when a snapshot
-is read, so no format can leak them. Each registered format is written and
-its bytes (decompressed, every file of a directory format) searched for the
-secret values. With redaction turned off the same search finds every one of
-them: that proves the search looks where the values would be.
+Values under credential-like names are replaced by ``[redacted]`` when they
+are captured, at record time, nested too (dict keys at any depth, HTTP
+headers in dicts and lists of pairs, URL user-info and query values,
+traced arguments, return values, exception messages; see
+``tests/_secrets_app.py``), so no format can leak them. Each registered
+format is written and its bytes (decompressed, every file of a directory
+format) searched for the secret values. With redaction turned off the same
+search finds every one of them: that proves the search looks where the
+values would be. The terminal section is checked the same way in
+``test_capture.py``.
 
 Snapshot files are created readable by their owner only (0600, directories
 0700), whatever the umask.
@@ -20,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import _secrets_app as app
 import pytest
 
 import instrument
@@ -71,6 +76,7 @@ def record_secrets() -> None:
     login("alice", secret_of("login-password"), api_key=secret_of("login-api_key"))
     with instrument.span("auth.refresh", token=secret_of("span-token"), user="alice"):
         pass
+    app.record_nested_secrets()
 
 
 ALL_SECRETS = [
@@ -79,6 +85,7 @@ ALL_SECRETS = [
     secret_of("login-api_key"),
     secret_of("span-token"),
     secret_of("session_token"),
+    *app.SECRETS,
 ]
 
 

@@ -69,22 +69,31 @@ def test_exception_exit_records_type_and_message_and_reraises(recorder: Recorder
     check_exit(exit_, exception="KeyError", message="'missing'")
 
 
+class Nasty(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+@trace(name="nasty")
+def nasty(*args: object) -> None:
+    raise Nasty(*args)
+
+
 def test_exception_whose_str_raises_is_still_recorded(recorder: Recorder) -> None:
-    class Nasty(Exception):
-        def __str__(self) -> str:
-            raise RuntimeError("no str for you")
+    # safe mode never calls the program's __str__: the message comes from args
+    with pytest.raises(Nasty):
+        nasty("card", 3)
+    (_, exit_) = recorded()
+    check_exit(exit_, exception="Nasty", message="'card', 3")
 
-    @trace(name="nasty")
-    def nasty() -> None:
-        raise Nasty()
 
+def test_exception_whose_str_raises_in_repr_mode(start_recording: Callable[..., Recorder]) -> None:
+    start_recording(values="repr")
     with pytest.raises(Nasty):
         nasty()
     (_, exit_) = recorded()
     check_exit(
-        exit_,
-        exception="test_exception_whose_str_raises_is_still_recorded.<locals>.Nasty",
-        message="<str() raised RuntimeError>",
+        exit_, exception="Nasty", message="<Nasty str() raised RuntimeError: no str for you>"
     )
 
 
