@@ -637,8 +637,12 @@ def test_fails():
 """
 
 
-@pytest.mark.parametrize("redact", ["default", "off"])
-def test_secrets_stay_out_of_the_terminal_section(pytester: pytest.Pytester, redact: str) -> None:
+@pytest.mark.parametrize(
+    ("redact", "view"), [("default", "tree"), ("default", "flat"), ("off", "flat")]
+)
+def test_secrets_stay_out_of_the_terminal_section(
+    pytester: pytest.Pytester, redact: str, view: str
+) -> None:
     pytester.makepyfile(_secrets_app=Path(app.__file__).read_text(), test_inner=INNER_TEST)
     args = [
         "--ringtrace",
@@ -647,10 +651,13 @@ def test_secrets_stay_out_of_the_terminal_section(pytester: pytest.Pytester, red
         "-p",
         "no:cacheprovider",
     ]
-    result = pytester.runpytest_subprocess(*args, f"--ringtrace-redact={redact}")
+    # flat: every event with all its fields (the tree shows the failing calls)
+    result = pytester.runpytest_subprocess(
+        *args, f"--ringtrace-redact={redact}", f"--ringtrace-view={view}"
+    )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert "ringtrace call" in out and "http.headers" in out
+    assert "ringtrace call" in out and "auth.login" in out
     shown = [s for s in app.SECRETS if s in out]
     if redact == "default":
         assert shown == []
