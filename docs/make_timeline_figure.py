@@ -91,7 +91,7 @@ def record(workdir: Path, test: str) -> Path:
         check=False,  # the test fails on purpose
         capture_output=True,
     )
-    pages = sorted(snapshots.glob("*.html"))
+    pages = sorted(snapshots.rglob("*.html"))  # in the session's own directory
     if not pages:
         raise SystemExit(f"the example test wrote no timeline in {snapshots}")
     return pages[0]
