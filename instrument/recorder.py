@@ -14,7 +14,7 @@ import threading
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import monotonic_ns
 from typing import Any
 
@@ -168,6 +168,12 @@ class Recorder:
         self._watch: set[weakref.ref[_ThreadEnd]] = set()
         self.evicted = 0
         self.local: Any = None  # the hot path's thread-local while this recorder is active
+        #: Makes each new stream: ``Stream``, or in a child process of a
+        #: recording session a stream that also writes to shared memory
+        #: (``instrument.shared``).
+        self.stream_factory: Callable[[Channel, threading.Thread, Mapping[str, object]], Stream] = (
+            Stream
+        )
 
     # -- called from the hot path's slow branch, in the writing thread --------
 
@@ -250,7 +256,7 @@ class Recorder:
         is re-entrant.
         """
         thread = _current_thread()
-        fresh = Stream(chan, thread, context.static_context(thread, self.pid))
+        fresh = self.stream_factory(chan, thread, context.static_context(thread, self.pid))
         stream = streams.setdefault(chan.name, fresh)
         if stream is fresh:
             with self._lock:
@@ -287,3 +293,4 @@ class Recorder:
         self._dead = deque()
         self._watch = set()
         self.pid = os.getpid()
+        self.stream_factory = Stream  # a shared-memory factory was the parent's

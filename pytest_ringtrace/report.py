@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from instrument import Event, Snapshot
+from instrument.view.processes import (
+    process_lines,
+    silent_children_hint,
+    stream_pids,
+    thread_label,
+)
 from instrument.view.render import _BOLD, _RED, _YELLOW, PLAIN, Style, describe_fields, printable
 from instrument.view.tree import FAILURE, Filters, failure_text, failure_tree
 
@@ -34,15 +40,18 @@ def section_title(phase: str) -> str:
     return f"ringtrace {phase}"
 
 
-def _thread_labels(events: Sequence[Event]) -> dict[tuple[int, str], str]:
-    """A label per (thread id, name) shown; the id is added where names repeat."""
+def _thread_labels(snapshot: Snapshot, events: Sequence[Event]) -> dict[tuple[int, str], str]:
+    """A label per (thread id, name) shown; the id is added where names repeat,
+    and a child process's threads are labelled ``[pid] name``."""
     threads = {(ev.thread_id, ev.thread_name) for ev in events}
+    pids = stream_pids(snapshot)
+    labels = {(tid, name): thread_label(pids.get(tid), name) for tid, name in threads}
     count: dict[str, int] = {}
-    for _tid, name in threads:
-        count[name] = count.get(name, 0) + 1
+    for label in labels.values():
+        count[label] = count.get(label, 0) + 1
     return {
-        (tid, name): printable(name if count[name] == 1 else f"{name}#{tid % 100_000}")
-        for tid, name in threads
+        key: printable(label if count[label] == 1 else f"{label}#{key[0] % 100_000}")
+        for key, label in labels.items()
     }
 
 
@@ -124,9 +133,13 @@ def section_text(
             "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
         )
     lines.extend(style.paint(f"problem: {printable(p)}", _RED) for p in problems)
+    lines.extend(process_lines(snapshot))
     if all(ev.name == FAILURE for ev in events):
+        silent = silent_children_hint(snapshot)
         lines.append(
-            "no events recorded in this window: is the code under test traced "
+            f"no events recorded in this window: {silent}"
+            if silent
+            else "no events recorded in this window: is the code under test traced "
             "(@instrument.trace, instrument.event, --ringtrace-instrument)?"
         )
         return "\n".join(lines) + "\n"
@@ -162,7 +175,7 @@ def section_text(
         return "\n".join(lines) + "\n"
     which = f"last {len(shown):,} of {len(events):,}" if len(shown) < len(events) else "all"
     lines.append(f"{which} events (time relative to the failure):")
-    labels = _thread_labels(shown)
+    labels = _thread_labels(snapshot, shown)
     times = [f"{(ev.timestamp - origin) / 1e6:+.3f} ms" for ev in shown]
     time_width = max(map(len, times))
     thread_width = min(max(map(len, labels.values())), 24)

@@ -33,6 +33,7 @@ from instrument.view.tree import FAILURE
 
 from .artifacts import ArtifactWriter, SessionDirectory, file_stem, safe_test_id, worker_id
 from .attach import add_suite_properties, attach_html, attach_junit
+from .children import ChildProcesses
 from .marker import TestOptions, read_marker
 from .options import Settings
 from .recording import SessionRecording
@@ -61,6 +62,7 @@ class RingtracePlugin:
         self.writer = ArtifactWriter(self.session_dir)
         self.channels = self._channels()
         self.recording: SessionRecording | None = None
+        self.children: ChildProcesses | None = None
         self.written: list[tuple[str, dict[str, Any]]] = []
 
     def _channels(self) -> list[Channel]:
@@ -98,9 +100,16 @@ class RingtracePlugin:
         self.recording.start(self.settings.instrument)
         if self.settings.log_level is not None:
             instrument.record_logging(self.settings.log_level)
+        try:
+            self.children = ChildProcesses(self.channels, self.settings)
+        except Exception as exc:
+            warn(f"child processes will not record: {describe(exc)}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.children is not None:
+            self.children.close()
+            self.children = None
         if self.recording is not None:
             if self.settings.log_level is not None:
                 instrument.stop_logging()
@@ -204,6 +213,8 @@ class RingtracePlugin:
         for package in options.instrument:
             # as --ringtrace-instrument: private modules and helpers too
             state.patches.append(instrument.patch_module(package, exclude=()))
+        if self.children is not None and (state.options.window or self.settings.window) == "test":
+            self.children.prune()
         state.since = time.monotonic_ns()
 
     def _resize(self, item: pytest.Item, state: TestState) -> None:
@@ -299,6 +310,11 @@ class RingtracePlugin:
         window = options.window or self.settings.window
         since = state.since if window == "test" else None
         snapshot = instrument.snapshot(since=since, recorder=recorder)
+        if self.children is not None:
+            try:
+                self.children.merge(snapshot, since, recorder)
+            except Exception as exc:
+                warn(f"{item.nodeid}: cannot read child processes' events: {describe(exc)}")
         pruned = _prune_idle_streams(snapshot) if since is not None else 0
         snapshot.origin_ns = failure_ns
         counts = summary(snapshot)  # what was recorded: the failure event is not counted

@@ -635,7 +635,7 @@ class _StreamWriter:
         self.plan = plan
         info = plan.info
         self.header = _PACKET_HEADER.pack(MAGIC, trace_uuid, chan.id)
-        self.tail = _cstring(info.thread_name) + _cstring(info.channel)
+        self.tail = _cstring(_thread_name(info)) + _cstring(info.channel)
         self.thread_id = info.thread_id
         self.discarded = 0
         self.seq = -1
@@ -749,10 +749,21 @@ def _trace_uuid(snapshot: Snapshot) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "ringtrace:" + key)
 
 
+def _thread_name(info: StreamInfo) -> str:
+    """The stream's thread name as written; a child process's stream
+    (``instrument.children``: its context has ``command``) names its process,
+    since a trace holds one ``vpid``: ``name [pid N: command]``."""
+    if "command" in info.context and isinstance(info.context.get("pid"), int):
+        return f"{info.thread_name} [pid {info.context['pid']}: {info.context['command']}]"
+    return info.thread_name
+
+
 def _stream_file_names(streams: Sequence[StreamInfo]) -> list[str]:
     names = []
     for index, info in enumerate(streams):
         thread = _FILE_UNSAFE.sub("_", info.thread_name)[:40].strip("._") or "thread"
+        if "command" in info.context and isinstance(info.context.get("pid"), int):
+            thread = f"pid{info.context['pid']}_{thread}"
         channel = _FILE_UNSAFE.sub("_", info.channel).lstrip(".") or "channel"
         names.append(f"{channel}_{index}_{thread}")
     return names

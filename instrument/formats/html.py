@@ -222,8 +222,9 @@ class _Lanes:
     one stream has them; :meth:`lookup` handles the rest.
     """
 
-    def __init__(self, streams: Sequence[StreamInfo]):
+    def __init__(self, streams: Sequence[StreamInfo], pid: int = 0):
         self.streams = list(streams)
+        self.pid = pid  # the snapshot's process; other pids are children
         self.synthetic: list[tuple[int, str, str]] = []
         self.by_key: dict[tuple[int, str, str], list[int]] = {}
         for i, info in enumerate(self.streams):
@@ -260,6 +261,13 @@ class _Lanes:
             self.tasks.append(key)
         return found
 
+    def process(self, info: StreamInfo) -> str | None:
+        """``pid N: command`` for a child process's stream (instrument.children)."""
+        pid = info.context.get("pid")
+        if not isinstance(pid, int) or pid == self.pid or "command" not in info.context:
+            return None
+        return f"pid {pid}: {info.context['command']}"
+
     def rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for i, info in enumerate(self.streams):
@@ -281,6 +289,7 @@ class _Lanes:
                     "skipped": info.skipped,
                     "skipped_subbufs": info.skipped_subbufs,
                     "context": info.context,
+                    "process": self.process(info),
                     "events": self.counts[i],
                     "synthetic": False,
                 }
@@ -438,7 +447,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     """The embedded JSON document, in pieces of at most a few thousand events."""
     events = snapshot.events
     base = snapshot.origin
-    lanes = _Lanes(snapshot.streams)
+    lanes = _Lanes(snapshot.streams, snapshot.pid)
     names, kinds, contexts, spans = _Table(), _Table(), _Contexts(), _Spans()
     gap_lanes = {i for i, info in enumerate(lanes.streams) if info.gaps}
     positions: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in gap_lanes}

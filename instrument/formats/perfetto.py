@@ -27,7 +27,10 @@ Processes and threads
     once a thread ends: a new thread with an old id and a new name gets its
     own lane). ``thread_name`` and ``thread_sort_index`` metadata events name
     and order the lanes; the real id is in the ``thread_name`` event's
-    ``args.thread_id``.
+    ``args.thread_id``. Child processes' streams (``instrument.children``:
+    a stream whose context has another ``pid`` and a ``command``) belong to
+    a process of their own, with their real pid, named ``child <pid>:
+    <command>``.
 
 Events
     * entry / exit: a duration event pair, ``ph: "B"`` at the entry with the
@@ -149,9 +152,10 @@ def _plural(n: int, word: str) -> str:
 class _Track:
     """One lane: a thread (id and name) and its open entries."""
 
-    __slots__ = ("alive", "first_ts", "floor", "last_ts", "stack", "thread_id", "tid")
+    __slots__ = ("alive", "first_ts", "floor", "last_ts", "pid", "stack", "thread_id", "tid")
 
-    def __init__(self, tid: int, thread_id: int):
+    def __init__(self, tid: int, thread_id: int, pid: int):
+        self.pid = pid  # the process: the snapshot's, or a child's
         self.tid = tid
         self.thread_id = thread_id
         self.stack: list[tuple[str, int, str]] = []  # (name, entry ts, channel)
@@ -174,6 +178,16 @@ class _Writer:
         # and the start of a stream that overwrote older events.
         self.gaps: dict[StreamKey, list[tuple[int, int, StreamInfo]]] = {}
         self.starts: dict[StreamKey, StreamInfo] = {}
+        # Child processes' threads (instrument.children): each child is a
+        # process of its own in the trace, named by its command line.
+        self.process_of: dict[int, tuple[int, str]] = {
+            info.thread_id: (int(info.context["pid"]), str(info.context.get("command", "")))
+            for info in snapshot.streams
+            if isinstance(info.context.get("pid"), int)
+            and info.context["pid"] != snapshot.pid
+            and "command" in info.context
+        }
+        self.named: set[int] = set()
 
     # ----------------------------------------------------------- output
 
@@ -194,7 +208,8 @@ class _Writer:
             self.buf.clear()
 
     def instant(self, track: _Track | None, ts: int, name: str, args: dict[str, Any]) -> None:
-        item: dict[str, Any] = {"ph": "i", "ts": self.us(ts), "pid": self.pid, "name": name}
+        pid = self.pid if track is None else track.pid
+        item: dict[str, Any] = {"ph": "i", "ts": self.us(ts), "pid": pid, "name": name}
         if track is None:
             item["s"] = "g"
         else:
@@ -210,12 +225,23 @@ class _Writer:
         key = (thread_id, thread_name)
         track = self.tracks.get(key)
         if track is None:
-            track = self.tracks[key] = _Track(len(self.tracks) + 1, thread_id)
+            pid, command = self.process_of.get(thread_id, (self.pid, ""))
+            track = self.tracks[key] = _Track(len(self.tracks) + 1, thread_id, pid)
+            if pid != self.pid and pid not in self.named:
+                self.named.add(pid)
+                self.emit(
+                    {
+                        "ph": "M",
+                        "name": "process_name",
+                        "pid": pid,
+                        "args": {"name": f"child {pid}: {command}"},
+                    }
+                )
             self.emit(
                 {
                     "ph": "M",
                     "name": "thread_name",
-                    "pid": self.pid,
+                    "pid": pid,
                     "tid": track.tid,
                     "args": {"name": thread_name, "thread_id": thread_id},
                 }
@@ -224,7 +250,7 @@ class _Writer:
                 {
                     "ph": "M",
                     "name": "thread_sort_index",
-                    "pid": self.pid,
+                    "pid": pid,
                     "tid": track.tid,
                     "args": {"sort_index": track.tid * 1000},
                 }
@@ -361,7 +387,6 @@ class _Writer:
 
     def run(self) -> None:
         self.header()
-        pid = self.pid
         emit = self.emit
         window_start = self.snapshot.events[0].timestamp if self.snapshot.events else 0
         last_key: tuple[int, str, str | None] | None = None
@@ -397,7 +422,7 @@ class _Writer:
                     {
                         "ph": "B",
                         "ts": self.us(ts),
-                        "pid": pid,
+                        "pid": track.pid,
                         "tid": track.tid,
                         "name": name,
                         "cat": channel,
@@ -412,7 +437,7 @@ class _Writer:
                         "ph": "i",
                         "s": "t",
                         "ts": self.us(ts),
-                        "pid": pid,
+                        "pid": track.pid,
                         "tid": track.tid,
                         "name": name,
                         "cat": channel,
@@ -429,7 +454,7 @@ class _Writer:
             {
                 "ph": "E",
                 "ts": self.us(ts),
-                "pid": self.pid,
+                "pid": track.pid,
                 "tid": track.tid,
                 "name": name,
                 "cat": channel,
@@ -472,7 +497,7 @@ class _Writer:
                 "ph": "X",
                 "ts": self.us(start),
                 "dur": _us(ts - start),
-                "pid": self.pid,
+                "pid": track.pid,
                 "tid": track.tid,
                 "name": name,
                 "cat": channel,

@@ -169,6 +169,9 @@ def summary(snapshot: Snapshot, *, source: str | None = None, style: Style = PLA
         f"{len(snapshot.streams)} streams, "
     )
     lines.append(counts + (style.paint(loss, _RED, _BOLD) if lost else loss))
+    from .processes import process_lines
+
+    lines.extend(process_lines(snapshot))
     return lines
 
 
@@ -241,13 +244,17 @@ def _gap(info: StreamInfo, start: int, end: int, timestamp: int) -> Gap:
 
 
 def thread_labels(snapshot: Snapshot) -> dict[int, str]:
-    """A short label per thread id: its name, with the id when names collide
-    (terminal-safe: :func:`printable`)."""
+    """A short label per thread id: its name, with the id when names collide;
+    a child process's thread is ``[pid] name`` (terminal-safe: :func:`printable`)."""
+    from .processes import stream_pids, thread_label
+
     names: dict[int, str] = {}
     for ev in snapshot.events:
         names.setdefault(ev.thread_id, ev.thread_name)
     for tid, name in snapshot.threads:
         names.setdefault(tid, name)
+    pids = stream_pids(snapshot)
+    names = {tid: thread_label(pids.get(tid), name) for tid, name in names.items()}
     counts: dict[str, int] = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
