@@ -118,3 +118,19 @@ def test_merge_keeps_the_window(tmp_path: Path, window: int | None) -> None:
     (info,) = snap.streams
     assert info.alive is False and info.context["pid"] != os.getpid()
     assert all(ev.context == {"pid": info.context["pid"]} for ev in snap.events)
+
+
+def test_the_startup_hook_shipped_is_the_one_written_and_is_inert_when_unset() -> None:
+    import subprocess
+    import sys
+
+    from instrument.childstart import PTH_LINE
+
+    shipped = Path(__file__).parents[1] / "ringtrace-children.pth"
+    assert shipped.read_text() == PTH_LINE
+    env = {k: v for k, v in os.environ.items() if k != "RINGTRACE_CHILDREN"}
+    code = "import sys; print('instrument' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout == "False\n"  # nothing imported, nothing started
