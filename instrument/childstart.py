@@ -97,7 +97,15 @@ def _command() -> list[str]:
     return [str(a) for a in argv]
 
 
+#: (pid, monotonic start) of this process as first announced: a rewrite (to
+#: add the multiprocessing name) keeps the start time.
+_started: tuple[int, int] = (0, 0)
+
+
 def _write_process(directory: str, how: str, **extra: Any) -> None:
+    global _started
+    if _started[0] != os.getpid():
+        _started = (os.getpid(), time.monotonic_ns())
     _write_json(
         os.path.join(directory, f"proc-{os.getpid()}.json"),
         {
@@ -105,7 +113,7 @@ def _write_process(directory: str, how: str, **extra: Any) -> None:
             "ppid": os.getppid(),
             "command": _command(),
             "how": how,
-            "start_ns": time.monotonic_ns(),
+            "start_ns": _started[1],
             **extra,
         },
     )
@@ -158,8 +166,12 @@ def _start(directory: str) -> bool:
     import instrument
     from instrument import Channel
 
-    if instrument.recording():
-        return False  # RINGTRACE=1 or a second call: already recording
+    active = instrument.active_recorder()
+    if active is not None:  # RINGTRACE=1 started one at import: make it shared
+        if not isinstance(active.stream_factory, _SharedFactory):
+            active.stream_factory = _SharedFactory(directory, "exec")
+            _write_process(directory, "exec")
+        return False
     channels = [
         Channel(
             name=c["name"],

@@ -16,7 +16,7 @@ its position (plain data only: fields that marshal refuses are captured with
 :func:`instrument.values.capture_fields` first; a payload too big for a slot
 keeps its name and kind and says so in its fields). The record at position
 ``p`` goes to slot ``p % slots``. Writing is LTTng's reserve/commit made
-visible to another process: the slot's position is set to -1 (open), the
+visible to another process: the slot's position is cleared (open), the
 payload written, then the position stored (commit). A reader that copies a
 slot whose position is not the one it expects there, before and after its
 copy, has met a write in progress or a later lap: it skips the slot's
@@ -126,8 +126,6 @@ class SharedStream(Stream):
         finally:
             os.close(fd)
         self.mm[: len(MAGIC) + 4 + len(header)] = MAGIC + struct.pack("<I", len(header)) + header
-        for slot in range(slots):  # every slot open (-1) until its first commit
-            _POS.pack_into(self.mm, HEADER_SIZE + slot * SLOT_SIZE, -1)
 
     def writer(self) -> Writer:
         return self.append_shared, self.counter.__next__
@@ -149,10 +147,10 @@ class SharedStream(Stream):
         pos = record[0]
         mm = self.mm
         off = HEADER_SIZE + (pos & self.mask) * SLOT_SIZE
-        _POS.pack_into(mm, off, -1)
+        _POS.pack_into(mm, off, 0)  # open
         end = off + _SLOT_HEAD.size + len(payload)
         mm[off + _SLOT_HEAD.size : end] = payload
-        _SLOT_HEAD.pack_into(mm, off, pos, len(payload))
+        _SLOT_HEAD.pack_into(mm, off, pos + 1, len(payload))  # commit
 
 
 # -- reading, in the parent ----------------------------------------------------------
@@ -190,7 +188,8 @@ def read_header(data: bytes) -> dict[str, Any]:
 
 
 def _slot_positions(data: bytes, slots: int) -> list[int]:
-    return [_POS.unpack_from(data, HEADER_SIZE + i * SLOT_SIZE)[0] for i in range(slots)]
+    """The position committed in each slot; -1 for a slot open or never used."""
+    return [_POS.unpack_from(data, HEADER_SIZE + i * SLOT_SIZE)[0] - 1 for i in range(slots)]
 
 
 def read_shared(path: str, since: int | None = None) -> SharedRead:
@@ -198,8 +197,8 @@ def read_shared(path: str, since: int | None = None) -> SharedRead:
 
     Copies the file, then reads the slot positions again: a slot whose
     position changed between the two (written meanwhile) or that is open
-    (-1: a write in progress, or the writer died in it) makes its sub-buffer
-    a gap, counted, never half-read.
+    (a write in progress, or the writer died in it) makes its sub-buffer a
+    gap, counted, never half-read.
     """
     with open(path, "rb") as f:
         data = f.read()

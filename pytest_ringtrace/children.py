@@ -36,6 +36,7 @@ class ChildProcesses:
                 "(forked children still do)"
             )
         self.directory = tempfile.mkdtemp(prefix="ringtrace-children-")
+        self.seen = 0  # the directory's mtime when last pruned
         childstart.enable(
             self.directory,
             channels=channels,
@@ -44,8 +45,18 @@ class ChildProcesses:
         )
 
     def prune(self) -> None:
-        """A window opens: ended children cannot have events in it."""
-        prune_ended(self.directory)
+        """A window opens: ended children cannot have events in it.
+
+        Only when a file was added or removed since the last look (one
+        ``stat``): a test that starts no process pays nothing more.
+        """
+        try:
+            if os.stat(self.directory).st_mtime_ns == self.seen:
+                return
+            prune_ended(self.directory)
+            self.seen = os.stat(self.directory).st_mtime_ns
+        except OSError:
+            pass
 
     def merge(self, snapshot: Snapshot, since: int | None, recorder: Recorder) -> None:
         """Add the children's events at or after ``since`` to ``snapshot``."""

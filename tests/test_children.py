@@ -273,7 +273,8 @@ def test_no_files_are_left_for_a_session(inner: dict[str, Any]) -> None:
 
 def test_every_format_carries_the_process(inner: dict[str, Any]) -> None:
     snap = inner["snaps"]["test_pool"]
-    child_pids = {ev.context["pid"] for ev in snap.events if "pid" in ev.context}
+    child_pids = {ev.context.get("pid") for ev in snap.events} - {snap.pid, None}
+    assert child_pids
     root = Path(inner["root"], ".ringtrace")
     (perfetto,) = root.glob("test_inner.py__test_pool*.perfetto.json")
     doc = json.loads(perfetto.read_text())
@@ -342,3 +343,66 @@ def test_under_xdist_workers_are_not_children_and_record_their_own(tmp_path: Pat
     assert not two.metadata["processes"]  # no worker is anyone's child
     assert {ev.thread_id for ev in two.events} <= {t for t, _ in two.threads}
     assert all(ev.context.get("pid", two.pid) == two.pid for ev in two.events)
+
+
+def test_ringtrace_show_groups_by_process(
+    inner: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from instrument.view import cli
+
+    root = Path(inner["root"], ".ringtrace")
+    (path,) = [p for p in root.glob("test_inner.py__test_pool*.json") if "perfetto" not in p.name]
+    assert cli.main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    snap = inner["snaps"]["test_pool"]
+    assert "child processes in this window:" in out
+    for ev in snap.events:
+        if ev.name == "child.step":
+            assert f"[{ev.fields['pid']}] MainThread" in out
+
+
+def test_ctf_names_the_child_process(inner: dict[str, Any]) -> None:
+    import shutil
+
+    babeltrace = shutil.which("babeltrace2")
+    if babeltrace is None:
+        pytest.skip("babeltrace2 is not installed")
+    root = Path(inner["root"], ".ringtrace")
+    (ctf,) = root.glob("test_inner.py__test_pool*.ctf")
+    out = subprocess.run([babeltrace, str(ctf)], capture_output=True, text=True, check=True).stdout
+    snap = inner["snaps"]["test_pool"]
+    pids = {ev.fields["pid"] for ev in snap.events if ev.name == "child.step"}
+    for pid in pids:
+        assert f"MainThread [pid {pid}: " in out
+
+
+def test_the_billing_example_is_explained_by_its_workers_events(tmp_path: Path) -> None:
+    repo = Path(__file__).parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "RINGTRACE"))}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--ringtrace",
+            f"--ringtrace-dir={tmp_path}",
+            "--ringtrace-formats=json",
+            "examples/billing/scenario_billing.py",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert "AssertionError: assert 360.0 == 444.0" in done.stdout, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    config = [line for line in lines if "pricing.config" in line]
+    assert len(config) == 2
+    assert all(
+        "] MainThread" in line and "tax_rate=0.0 source='module default'" in line for line in config
+    )
+    assert any("invoice.totalled  batches=2 total=360.0" in line for line in lines)

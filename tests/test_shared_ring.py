@@ -62,10 +62,8 @@ def test_a_slot_left_open_by_a_dead_writer_is_a_counted_gap(tmp_path: Path) -> N
     stream = _stream(tmp_path)
     for n in range(10):
         _write(stream, "e", {"n": n})
-    # A writer killed in the middle of its write of position 5: open (-1).
-    stream.mm[HEADER_SIZE + 5 * SLOT_SIZE : HEADER_SIZE + 5 * SLOT_SIZE + 8] = (-1).to_bytes(
-        8, "little", signed=True
-    )
+    # A writer killed in the middle of its write of position 5: open.
+    stream.mm[HEADER_SIZE + 5 * SLOT_SIZE : HEADER_SIZE + 5 * SLOT_SIZE + 8] = bytes(8)
     read = read_shared(stream.path)
     assert read.gaps == [(4, 8)]  # the whole sub-buffer, as the in-process reader does
     assert [pos for pos, _ in read.records] == [0, 1, 2, 3, 8, 9]
