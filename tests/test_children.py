@@ -160,7 +160,7 @@ def inner(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=False,
     )
     snaps = {}
-    for path in (root / ".ringtrace").glob("*.json"):
+    for path in (root / ".ringtrace").rglob("*.json"):
         if path.name.endswith(".perfetto.json"):
             continue
         snap = Snapshot.load(path)
@@ -276,7 +276,7 @@ def test_every_format_carries_the_process(inner: dict[str, Any]) -> None:
     child_pids = {ev.context.get("pid") for ev in snap.events} - {snap.pid, None}
     assert child_pids
     root = Path(inner["root"], ".ringtrace")
-    (perfetto,) = root.glob("test_inner.py__test_pool*.perfetto.json")
+    (perfetto,) = root.rglob("test_inner.py__test_pool*.perfetto.json")
     doc = json.loads(perfetto.read_text())
     trace_pids = {e["pid"] for e in doc["traceEvents"] if e.get("ph") in ("B", "E", "i", "X")}
     assert child_pids <= trace_pids
@@ -286,7 +286,7 @@ def test_every_format_carries_the_process(inner: dict[str, Any]) -> None:
         if e.get("ph") == "M" and e["name"] == "process_name"
     }
     assert all("worker" in names[pid] or "python" in names[pid] for pid in child_pids)
-    (html,) = root.glob("test_inner.py__test_pool*.html")
+    (html,) = root.rglob("test_inner.py__test_pool*.html")
     text = html.read_text()
     for pid in child_pids:
         assert f"pid {pid}" in text
@@ -330,7 +330,7 @@ def test_under_xdist_workers_are_not_children_and_record_their_own(tmp_path: Pat
     )
     assert "2 failed" in done.stdout, done.stdout + done.stderr
     snaps = {}
-    for path in (tmp_path / ".ringtrace").glob("*.json"):
+    for path in (tmp_path / ".ringtrace").rglob("*.json"):
         snap = Snapshot.load(path)
         snaps[snap.metadata["test_id"].split("::")[1]] = snap
     one = snaps["test_one"]
@@ -351,7 +351,7 @@ def test_ringtrace_show_groups_by_process(
     from instrument.view import cli
 
     root = Path(inner["root"], ".ringtrace")
-    (path,) = [p for p in root.glob("test_inner.py__test_pool*.json") if "perfetto" not in p.name]
+    (path,) = [p for p in root.rglob("test_inner.py__test_pool*.json") if "perfetto" not in p.name]
     assert cli.main(["show", str(path)]) == 0
     out = capsys.readouterr().out
     snap = inner["snaps"]["test_pool"]
@@ -368,7 +368,7 @@ def test_ctf_names_the_child_process(inner: dict[str, Any]) -> None:
     if babeltrace is None:
         pytest.skip("babeltrace2 is not installed")
     root = Path(inner["root"], ".ringtrace")
-    (ctf,) = root.glob("test_inner.py__test_pool*.ctf")
+    (ctf,) = root.rglob("test_inner.py__test_pool*.ctf")
     out = subprocess.run([babeltrace, str(ctf)], capture_output=True, text=True, check=True).stdout
     snap = inner["snaps"]["test_pool"]
     pids = {ev.fields["pid"] for ev in snap.events if ev.name == "child.step"}
