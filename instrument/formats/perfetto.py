@@ -263,14 +263,14 @@ class _Writer:
         track = self.tracks.get(key)
         if track is None:
             thread = self.track(thread_id, thread_name)
-            track = self.tracks[key] = _Track(len(self.tracks) + 1, thread_id)
+            track = self.tracks[key] = _Track(len(self.tracks) + 1, thread_id, thread.pid)
             track.alive = thread.alive
             order = sum(1 for k in self.tracks if k[:2] == (thread_id, thread_name))
             self.emit(
                 {
                     "ph": "M",
                     "name": "thread_name",
-                    "pid": self.pid,
+                    "pid": thread.pid,
                     "tid": track.tid,
                     "args": {
                         "name": f"{thread_name} \u00b7 task {task}",
@@ -283,7 +283,7 @@ class _Writer:
                 {
                     "ph": "M",
                     "name": "thread_sort_index",
-                    "pid": self.pid,
+                    "pid": thread.pid,
                     "tid": track.tid,
                     "args": {"sort_index": thread.tid * 1000 + order},
                 }

@@ -206,6 +206,9 @@ class FailureView:
         self.filters = filters or Filters()
         self.sources = snapshot.sources if sources else {}
         self.left_out: list[str] = []
+        from .processes import stream_pids
+
+        self.pids = stream_pids(snapshot)  # child processes' threads: [pid] name
 
     # -- text of one node ------------------------------------------------------
 
@@ -433,7 +436,7 @@ class FailureView:
             roots = lanes[key]
             if not roots:
                 continue
-            label = _lane_label(key)
+            label = _lane_label(key, self.pids)
             failing = failure is not None and key[2] is None
             out.append(f"{label}{' (failing)' if failing else ''}:")
             share = max(own_share // max(len(mine_keys), 1) - 1, 4)
@@ -450,7 +453,7 @@ class FailureView:
                 overlapping.append((key, roots))
         for n, (key, roots) in enumerate(overlapping):
             share = max(left // (len(overlapping) - n) - 1, 3)
-            label = _lane_label(key)
+            label = _lane_label(key, self.pids)
             during = "the failing call" if window_start > -(1 << 62) else "the test"
             out.append(f"{label} (during {during}):")
             chunk = self.fit(roots, share, f"calls on {label}")
@@ -489,9 +492,10 @@ def _end_of(node: Node) -> int:
     return node.timestamp
 
 
-def _lane_label(key: LaneKey) -> str:
-    _tid, name, task = key
-    label = printable(name)
+def _lane_label(key: LaneKey, pids: dict[int, int] | None = None) -> str:
+    tid, name, task = key
+    pid = (pids or {}).get(tid)
+    label = printable(name if pid is None else f"[{pid}] {name}")
     return f"{label} task {printable(task)}" if task else label
 
 
