@@ -289,6 +289,20 @@ def _submodules(package: ModuleType) -> list[str]:
     return names
 
 
+#: Packages the recorder runs on: tracing them would record the recorder
+#: recording itself, without end (RecursionError in the program).
+KIT_PACKAGES = ("instrument", "pytest_ringtrace", "wrapt")
+
+
+def check_not_kit(package: str) -> None:
+    """A ``ValueError`` if ``package`` is (in) one the recorder itself runs on."""
+    top = package.split(".", 1)[0]
+    if top in KIT_PACKAGES:
+        raise ValueError(
+            f"cannot trace {package!r}: the recorder runs on {top!r} and would trace itself"
+        )
+
+
 def patch_module(
     package: str,
     *,
@@ -307,6 +321,7 @@ def patch_module(
     """
     if not isinstance(package, str) or not re.match(r"^[A-Za-z_][\w.]*$", package):
         raise ValueError(f"patch_module takes a dotted package name, got {package!r}")
+    check_not_kit(package)
     group = ModulePatch(package, tuple(include), tuple(exclude))
 
     def on_package(module: ModuleType) -> None:

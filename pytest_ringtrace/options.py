@@ -251,7 +251,11 @@ class _Source:
     def get(self, dest: str | None, ini: str) -> tuple[object, str]:
         value = self.config.getoption(dest) if dest is not None else None
         if value is not None:
-            return value, "--" + str(dest).replace("_", "-")
+            where = "--" + str(dest).replace("_", "-")
+            given = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and not v.strip() for v in given):
+                raise pytest.UsageError(f"{where}: expected a value, got an empty one")
+            return value, where
         where = f"ini option {ini}"
         try:
             return self.config.getini(ini), where
@@ -352,10 +356,17 @@ def read_settings(config: pytest.Config) -> Settings:
 
     value, where = source.get("ringtrace_instrument", "ringtrace_instrument")
     packages = tuple(_split(value))
+    if packages:
+        from instrument.patching import KIT_PACKAGES
     for package in packages:
         if not _PACKAGE_RE.match(package):
             raise pytest.UsageError(
                 f"{where}: expected a dotted package name such as 'myapp.orders', got {package!r}"
+            )
+        if package.split(".", 1)[0] in KIT_PACKAGES:
+            raise pytest.UsageError(
+                f"{where}: {package!r} is part of the recorder (it runs on "
+                f"{', '.join(KIT_PACKAGES)}) and cannot trace itself"
             )
 
     value, where = source.get("ringtrace_formats", "ringtrace_formats")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import sys
 import threading
 import time
 from collections.abc import Generator
@@ -39,7 +40,7 @@ from .options import Settings
 from .recording import SessionRecording
 from .report import Filters, section_text, section_title, summary
 from .state import TEST, TestState
-from .warning import describe, warn
+from .warning import contained, describe, warn
 
 #: Snapshots listed by name in the terminal summary; the rest are counted.
 SUMMARY_LINES = 20
@@ -113,6 +114,12 @@ class RingtracePlugin:
         if self.recording is not None:
             if self.settings.log_level is not None:
                 instrument.stop_logging()
+            for package in self.settings.instrument:
+                if package not in sys.modules:  # (pytest-xdist forwards it from workers)
+                    warn(
+                        f"--ringtrace-instrument: package {package!r} was never imported: "
+                        "nothing of it was traced (misspelt, or not importable here?)"
+                    )
             self.recording.stop()
         if self.worker is None:  # the controller or a plain session; workers share it
             self.session_dir.remove_if_empty()
@@ -261,16 +268,14 @@ class RingtracePlugin:
         if state is None or self.recording is None:
             return report
         state.phase_starts[report.when] = call.start  # wall clock, converted if needed
-        try:
-            if self._wanted(report, state.options):
+        if self._wanted(report, state.options):
+            # The report is built: whatever the snapshot raises (BaseExceptions
+            # included), the outcome stays and the session goes on.
+            with contained(f"{item.nodeid}: snapshot at {report.when} failed"):
                 self._attach(item, report, call, state, failure_ns)
-        except Exception as exc:
-            warn(f"{item.nodeid}: snapshot at {report.when} failed: {describe(exc)}")
         if report.when == "teardown":
-            try:
+            with contained(f"{item.nodeid}: cannot undo the test's ringtrace marker"):
                 self._end_attempt(item, state)
-            except Exception as exc:
-                warn(f"{item.nodeid}: cannot undo the test's ringtrace marker: {describe(exc)}")
         return report
 
     def _wanted(self, report: pytest.TestReport, options: TestOptions) -> bool:

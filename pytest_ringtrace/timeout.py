@@ -125,7 +125,7 @@ class TimeoutSnapshots:
                 failure_ns=deadline_ns,
                 extra={"timeout_s": timeout},
             )
-        except Exception as exc:
+        except BaseException as exc:  # a timer thread: report, never raise
             sys.stderr.write(f"ringtrace: timeout snapshot of {item.nodeid} failed: {exc!r}\n")
             return
         if taken is None:

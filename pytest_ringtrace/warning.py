@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -41,3 +46,64 @@ def describe(exc: BaseException) -> str:
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + f"…[+{len(text) - MAX_MESSAGE} chars]"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _SigintWatch:
+    """Tells a Ctrl-C the user pressed from a ``KeyboardInterrupt`` raised by
+    program code (a field's ``__repr__``, say) while the plugin works.
+
+    While active, in the main thread, the SIGINT handler is wrapped to note
+    that the signal arrived before the previous handler runs (and raises as
+    it always did). Elsewhere nothing is wrapped and nothing is noted.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigintWatch:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):
+
+                def noted(signum: int, frame: Any) -> Any:
+                    self.pressed = True
+                    return previous(signum, frame)
+
+                signal.signal(signal.SIGINT, noted)
+                self._previous = previous
+        except (ValueError, OSError, RuntimeError):
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            try:
+                signal.signal(signal.SIGINT, self._previous)
+            except (ValueError, OSError, RuntimeError):
+                pass
+            self._previous = None
+
+
+@contextlib.contextmanager
+def contained(what: str) -> Iterator[None]:
+    """Run the plugin's own work so that nothing it raises ends the session.
+
+    Any exception, ``BaseException``s included (pytest-timeout's signal
+    ``Failed``, or ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``
+    raised by a program's ``__repr__``), becomes a warning ``what: Type:
+    message``. A Ctrl-C the user pressed meanwhile still stops the run: its
+    ``KeyboardInterrupt`` is raised again, even if something inside swallowed
+    it.
+    """
+    with _SigintWatch() as watch:
+        try:
+            yield
+        except BaseException as exc:
+            if watch.pressed and isinstance(exc, KeyboardInterrupt):
+                raise
+            warn(f"{what}: {describe(exc)}")
+    if watch.pressed:
+        raise KeyboardInterrupt
