@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -19,7 +20,16 @@ from typing import Any
 from .model import Event, Snapshot, StreamInfo
 from .recorder import Recorder
 from .sources import sources_of
-from .stream import COPY_ATTEMPTS, EVENT, Record, Stream, copy_ring, in_position_order, read_stream
+from .stream import (
+    COPY_ATTEMPTS,
+    EVENT,
+    Record,
+    Stream,
+    abandoned,
+    copy_ring,
+    in_position_order,
+    read_stream,
+)
 from .values import Redactor
 
 _by_time = itemgetter(0)  # Event.timestamp
@@ -217,9 +227,10 @@ def consume(recorder: Recorder, *, flush: bool = False) -> Iterator[tuple[Stream
                 if not flush or start == produced:
                     break
                 end = produced
-            records = _take(stream, start, end)
-            if records is None:
+            taken = _take(stream, start, end)
+            if taken is None:
                 break
+            records, holes = taken
             info = StreamInfo(
                 channel=chan.name,
                 thread_id=stream.thread_id,
@@ -231,16 +242,21 @@ def consume(recorder: Recorder, *, flush: bool = False) -> Iterator[tuple[Stream
                 produced=produced,
                 first_position=start,
                 last_position=end - 1,
+                gaps=holes,
                 dropped=stream.dropped,
                 context=dict(stream.static),
             )
             yield info, _events_of(stream, info, records, convert)
 
 
-def _take(stream: Stream, start: int, end: int) -> list[Record] | None:
+def _take(
+    stream: Stream, start: int, end: int
+) -> tuple[list[Record], list[tuple[int, int]]] | None:
     """Remove the records of positions ``[start, end)`` from the left of a
-    discard-mode ring and return them in order; ``None`` (and nothing
-    removed) if one is not committed yet.
+    discard-mode ring and return them in order, with the ``[start, end)``
+    runs of positions abandoned by their writers (see
+    :func:`~instrument.stream.abandoned`: counted lost, never waited for);
+    ``None`` (and nothing removed) if a writer is still in the sub-buffer.
 
     ``consumed`` is raised first, then the records are removed: a reader
     that copies the ring in between reads ``consumed`` after its copy, so it
@@ -254,20 +270,28 @@ def _take(stream: Stream, start: int, end: int) -> list[Record] | None:
     if head is not None and list(map(_position, head)) == list(range(start, end)):
         stream.consumed = end
         deque(starmap(ring.popleft, repeat((), n)), maxlen=0)  # n pops, in C
-        return head
+        return head, []
     # A signal handler's write committed before the write it interrupted:
-    # the sub-buffer's records are among the first ones, not all first.
+    # the sub-buffer's records are among the first ones, not all first. Or a
+    # position was abandoned (and may still be committed, late: below
+    # ``start``, where it is removed as already counted).
     everything = copy_ring(ring)
     if everything is None:
         return None
     where = [i for i, record in enumerate(everything) if record[0] < end]
-    if len(where) != n:
-        return None
+    taken, held = in_position_order([everything[i] for i in where])
+    late = bisect_left(held, start)
+    holes: list[tuple[int, int]] = []
+    if len(held) - late != n:
+        newest = max(map(_position, everything))
+        found = abandoned(held[late:], start, end, start - 1, newest)
+        if found is None:
+            return None
+        holes = found
     stream.consumed = end
     for i in reversed(where):  # only this consumer removes from the left
         del ring[i]
-    taken, _ = in_position_order([everything[i] for i in where])
-    return taken
+    return taken[late:], holes
 
 
 def _copy_head(ring: deque[Record], n: int) -> list[Record] | None:

@@ -35,7 +35,11 @@ later, so records may reach the ring slightly out of position order. A
 reader copies the ring in one C-level operation, puts the copy in position
 order, and skips whole any sub-buffer that lacks one of its positions (a
 writer is still in it, or it was overwritten while the reader copied),
-returning it as a gap, as LTTng's snapshot consumer does.
+returning it as a gap, as LTTng's snapshot consumer does. An exception
+raised between reserve and commit (from a signal handler) abandons the
+position for good: a missing position with a later one held, or on a
+stream no writer can be in (an ended thread, the reader's own), is such a
+one and costs only its record, a one-position gap (see :func:`abandoned`).
 """
 
 from __future__ import annotations
@@ -252,18 +256,61 @@ def read_stream(stream: Stream, since: int | None = None) -> StreamRead:
                 records, positions = records[subbuf - oldest :], positions[subbuf - oldest :]
         result.records, result.positions = records, positions
         return result
+    # Held positions bound what an abandoned reservation can be: one missing
+    # while a later position is held (see abandoned()), or any, when no
+    # writer can be in progress: the thread ended, or it is the reader's own
+    # (it is not writing while it reads; read from a signal handler that
+    # interrupted its write, that write's record is left out and counted).
+    lowest = positions[0] if positions else produced
+    if not stream.alive or stream.thread() is threading.current_thread():
+        newest = produced
+    else:
+        newest = positions[-1] if positions else oldest
     i = 0
     while subbuf < produced:
         first = max(subbuf, oldest)
         end = min(subbuf + size, produced)
         i = bisect_left(positions, first, i)
         j = bisect_left(positions, end, i)
-        if j - i == end - first:
-            if since is None or records[j - 1][1] >= since or result.records:
-                result.records.extend(records[i:j])
-                result.positions.extend(positions[i:j])
-        else:
+        holes = (
+            None if j - i == end - first else abandoned(positions[i:j], first, end, lowest, newest)
+        )
+        if holes is None and j - i != end - first:
             result.gaps.append((subbuf, subbuf + size))
+        elif since is None or records[j - 1][1] >= since or result.records:
+            result.records.extend(records[i:j])
+            result.positions.extend(positions[i:j])
+            if holes:
+                result.gaps.extend(holes)
         i = j
         subbuf += size
     return result
+
+
+def abandoned(
+    held: list[int], first: int, end: int, lowest: int, newest: int
+) -> list[tuple[int, int]] | None:
+    """The positions of ``[first, end)`` missing from ``held`` (sorted), as
+    ``[start, end)`` runs, if every one was abandoned; else ``None``.
+
+    A writer reserves then commits. An exception raised between the two (a
+    signal handler's, e.g. pytest-timeout's) abandons the position for good,
+    while the writer goes on with the next ones. A writer still in progress
+    is always at the newest positions its thread reserved: what a signal
+    handler on that thread writes meanwhile comes after it, and no other
+    thread writes to the stream. So a missing position with a later one held
+    (below ``newest``), and an earlier one held (above ``lowest``: below it,
+    positions are missing because the ring overwrote them), is abandoned: it
+    costs its own record, counted as lost, and the sub-buffer around it is
+    kept. A sub-buffer missing a position past ``newest`` still has a writer
+    in it and is skipped whole, as LTTng does.
+    """
+    runs: list[tuple[int, int]] = []
+    expected = first
+    for pos in (*held, end):
+        if pos > expected:
+            if expected <= lowest or pos > newest:
+                return None
+            runs.append((expected, pos))
+        expected = pos + 1
+    return runs

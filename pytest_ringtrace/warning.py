@@ -80,10 +80,8 @@ class _SigintWatch:
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
-            try:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
                 signal.signal(signal.SIGINT, self._previous)
-            except (ValueError, OSError, RuntimeError):
-                pass
             self._previous = None
 
 
