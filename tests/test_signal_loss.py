@@ -14,13 +14,18 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from test_format_ctf import babeltrace2, run_babeltrace
 
 import instrument
 from instrument import Channel, Recorder, Snapshot, StreamInfo
+from instrument.formats import write_snapshot
 from instrument.stream import Stream
+
+__all__ = ["babeltrace2"]  # a fixture, used by name
 
 SIZE = 64
 COUNT = 16
@@ -246,3 +251,18 @@ def test_a_timeout_alarm_keeps_the_newest_events(big: Recorder, alarm: Alarm) ->
     assert snap.events[-1].position == newest
     assert lost_positions(snap.streams[0]) == missing
     assert timeouts > 0
+
+
+def test_ctf_reports_abandoned_records_as_discarded_events(
+    rec: Recorder, babeltrace2: str, tmp_path: Path
+) -> None:
+    write_through(1)
+    stream = my_stream(rec)
+    install(stream, RaisingRing(stream.ring, {2 * SIZE + 5, 2 * SIZE + 6}))
+    write_through(4 * SIZE)
+    snap = instrument.snapshot()
+    assert snap.lost == 2
+    trace = write_snapshot(snap, tmp_path / "holes", "ctf")
+    result = run_babeltrace(babeltrace2, trace)
+    assert len(result.stdout.splitlines()) == len(snap.events)
+    assert "discarded 2 events" in result.stderr, result.stderr

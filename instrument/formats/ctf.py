@@ -357,12 +357,18 @@ class _StreamPlan:
     opening_seq: int | None = None
     closing_seq: int | None = None
     discarded_from_start: int = 0
+    #: Records lost inside a packet (positions abandoned by an interrupted
+    #: write, see instrument.stream.abandoned), by packet sequence number.
+    holes: dict[int, int] = field(default_factory=dict)
 
     def plan(self) -> None:
         """Decide the opening and closing packets (see the module docstring)."""
         info = self.info
         size = info.subbuf_size
         gaps = sorted(info.gaps)
+        for start, end in gaps:
+            if start % size or end % size:  # not whole sub-buffers
+                self.holes[start // size] = self.holes.get(start // size, 0) + end - start
         if self.count:
             first, last = self.first_seq, self.last_seq
         else:  # only losses to show: place them where the stream would go on
@@ -683,6 +689,8 @@ class _StreamWriter:
         self.discarded = self.plan.discarded_from_start
 
     def _packet(self, seq: int, begin: int, end: int, body: list[bytes], size: int) -> None:
+        if self.plan.holes:
+            self.discarded += self.plan.holes.pop(seq, 0)
         total = len(self.header) + _PACKET_CONTEXT.size + len(self.tail) + size
         bits = total * 8
         context = _PACKET_CONTEXT.pack(begin, end, bits, bits, seq, self.discarded, self.thread_id)
