@@ -68,15 +68,17 @@ def record_threads(start_recording: Start, threads: int = 3, calls: int = 12) ->
 
 
 def tear_sub_buffer(rec: Recorder, thread_id: int, channel: str = "main") -> None:
-    """Make one full sub-buffer of a thread's stream lack a record, as when a
-    writer has reserved a position in it and not committed it yet."""
+    """Make one full sub-buffer of a thread's stream lack its records, as when
+    writers abandoned every position of it (reserved, never committed)."""
     (stream,) = [s for s in rec.streams() if s.thread_id == thread_id and s.channel.name == channel]
     produced = stream.produced()
     oldest = max(produced - stream.channel.capacity, 0)
     start = -(-oldest // SIZE) * SIZE + SIZE  # a whole sub-buffer, not the first
     assert start + SIZE <= produced
     positions = [record[0] for record in stream.ring]
-    del stream.ring[positions.index(start)]
+    first = positions.index(start)
+    for _ in range(SIZE):
+        del stream.ring[first]
 
 
 def stream(tid: int = 7, **kw: Any) -> StreamInfo:

@@ -56,7 +56,8 @@ def test_base_exception_from_the_snapshot(pytester: pytest.Pytester, exc: str) -
         """
     )
     pytester.makepyfile(TESTS)
-    assert_survived(pytester.runpytest("--ringtrace", *FAST))
+    # a subprocess: the conftest replaces instrument.snapshot for good
+    assert_survived(pytester.runpytest_subprocess("--ringtrace", *FAST))
 
 
 @pytest.mark.parametrize("exc", BASE_EXCEPTIONS)
