@@ -8,10 +8,13 @@ after each write the ``ringtrace_snapshot_written`` sinks are called.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,12 +175,139 @@ def _run_writer(format_: Format, snapshot: Snapshot, out: Any) -> None:
         ) from exc
 
 
+#: No snapshot file is read past this many bytes (decompressed): a limit on
+#: the memory a reader can be made to use. A 1,000,000-event JSON snapshot
+#: is about 150 MB.
+MAX_READ_BYTES = 1 << 30
+
+#: A ``.json.gz`` may inflate to at most this many times its size (snapshot
+#: JSON compresses about 10 to 1), or to ``MIN_INFLATE_BYTES``: a gzip bomb
+#: is refused early instead of filling memory.
+MAX_INFLATE_RATIO = 50
+MIN_INFLATE_BYTES = 64 << 20
+
+
+class ReadLimitError(OSError):
+    """A snapshot file refused before it is read: not a regular file, or
+    more bytes (decompressed) than the reading limits allow."""
+
+    def __init__(self, problem: str):
+        super().__init__(errno.EFBIG, problem)
+
+
+_KINDS_OF_FILE = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _size_text(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+class _BoundedReader(io.RawIOBase):
+    """Reads ``inner`` and raises :class:`ReadLimitError` past ``limit`` bytes."""
+
+    def __init__(self, inner: Any, limit: int, why: str, fileobj: Any = None):
+        self._inner = inner
+        self._left = limit
+        self._why = why
+        self.fileobj = fileobj  # the gzip stream's file (closed with this one)
+
+    def readable(self) -> bool:
+        return True
+
+    def _take(self, size: int) -> bytes:
+        data = self._inner.read(min(size, self._left + 1))
+        if len(data) > self._left:
+            raise ReadLimitError(self._why)
+        self._left -= len(data)
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._take(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            return self._take(size)
+        return self.readall()
+
+    def readall(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            data = self._take(1 << 22)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+            if self.fileobj is not None:
+                self.fileobj.close()
+        finally:
+            super().close()
+
+
+def _check_kind(mode: int) -> None:
+    for test, kind in _KINDS_OF_FILE:
+        if test(mode):
+            if kind == "a directory":
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            raise ReadLimitError(f"{kind}, not a regular file: not read")
+    if not stat.S_ISREG(mode):
+        raise ReadLimitError("not a regular file: not read")
+
+
 def open_for_reading(path: Path) -> IO[bytes]:
-    """``path`` opened in binary mode, gzip-decompressed if it is gzip."""
+    """``path`` opened in binary mode, gzip-decompressed if it is gzip.
+
+    Only a regular file is opened (a FIFO would block, ``/dev/zero`` never
+    ends: each is a :class:`ReadLimitError`, an ``OSError``, as is a file
+    larger than :data:`MAX_READ_BYTES` or a gzip stream that inflates past
+    :data:`MAX_INFLATE_RATIO` times its size, at least
+    :data:`MIN_INFLATE_BYTES`). Reading past a limit raises it too.
+    """
     import gzip
 
-    with path.open("rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
-    if compressed:
-        return gzip.open(path, "rb")  # type: ignore[return-value]  # owns the file
-    return path.open("rb")
+    _check_kind(os.stat(path).st_mode)  # a socket cannot even be opened
+    # O_NONBLOCK: opening a FIFO (put in place since) must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        _check_kind(info.st_mode)
+        if info.st_size > MAX_READ_BYTES:
+            raise ReadLimitError(
+                f"{_size_text(info.st_size)}, larger than the reading limit of "
+                f"{_size_text(MAX_READ_BYTES)}"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        raw = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    limit = MAX_READ_BYTES
+    why = f"larger than the reading limit of {_size_text(MAX_READ_BYTES)}"
+    if not compressed:
+        return _BoundedReader(raw, limit, why)  # type: ignore[return-value]
+    inflate = max(MIN_INFLATE_BYTES, MAX_INFLATE_RATIO * info.st_size)
+    if inflate < limit:
+        limit = inflate
+        why = (
+            f"gzip data inflating past {_size_text(inflate)} ({MAX_INFLATE_RATIO} times "
+            "its size; a gzip bomb?): not read"
+        )
+    return _BoundedReader(gzip.GzipFile(fileobj=raw, mode="rb"), limit, why, raw)  # type: ignore[return-value]
