@@ -199,8 +199,8 @@ def tsdl_identifier(name: str) -> str:
     """``name`` made a valid TSDL identifier that babeltrace2 prints as close
     to ``name`` as it can (see the module docstring)."""
     ident = _NOT_IDENT_CHAR.sub("_", name)
-    if not ident:
-        return "_"
+    if not ident.strip("_"):  # nothing left to print (babeltrace2 strips a "_")
+        return "_field"
     if ident[0] == "_" or ident[0].isdigit() or ident in TSDL_RESERVED:
         return "_" + ident
     return ident
@@ -218,24 +218,29 @@ def field_identifiers(names: Iterable[str]) -> dict[str, str]:
     Names that are already valid identifiers keep them; the others are
     sanitised with :func:`tsdl_identifier`, and a sanitised name that
     collides with another gets the first free suffix ``_2``, ``_3``...
+    Identifiers are unique also as babeltrace2 prints them (one leading
+    underscore stripped), or it would refuse the whole trace.
     """
     names = list(dict.fromkeys(names))
     result: dict[str, str] = {}
     used: set[str] = set()
+    printed: set[str] = set()
     for name in names:
         if _IDENT.match(name) and name not in TSDL_RESERVED:
             result[name] = name
             used.add(name)
+            printed.add(name)
     for name in names:
         if name in result:
             continue
         ident = base = tsdl_identifier(name)
         n = 2
-        while ident in used:
+        while ident in used or printed_name(ident) in printed:
             ident = f"{base}_{n}"
             n += 1
         result[name] = ident
         used.add(ident)
+        printed.add(printed_name(ident))
     return {name: result[name] for name in names}
 
 
