@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +141,8 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
     """
     format_ = get_format(fmt)
     dest = Path(os.fspath(base) + format_.suffix)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(dest.parent)
+    remove_stale_temporaries(dest.parent)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         if format_.directory:
@@ -164,9 +166,65 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
     return dest
 
 
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, readable only by their
+    owner (0700, whatever the umask); existing ones are left as they are. A
+    path that exists and is not a directory is a ``NotADirectoryError``."""
+    missing: list[Path] = []
+    at = directory
+    while not at.is_dir():
+        if os.path.lexists(at):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(at))
+        missing.append(at)
+        if at.parent == at:
+            break
+        at = at.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask, never widened
+
+
+#: A temporary file (or CTF directory) of :func:`write_snapshot` older than
+#: this is left over by a writer that was killed: the next write into the
+#: same directory removes it. No snapshot takes nearly this long to write.
+STALE_TEMPORARY_SECONDS = 3600
+
+_TEMPORARY = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Remove the temporary files and directories a killed writer left in
+    ``directory``, once older than :data:`STALE_TEMPORARY_SECONDS`."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not _TEMPORARY.match(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if info.st_mtime >= cutoff:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+
+
 def _run_writer(format_: Format, snapshot: Snapshot, out: Any) -> None:
     try:
         format_.write(snapshot, out)
+    except OSError:
+        raise  # the file could not be written (out of space...): not the format's fault
     except Exception as exc:
         owner = _owners.get(format_.name, "?")
         raise FormatError(
@@ -211,10 +269,11 @@ def _size_text(n: int) -> str:
 class _BoundedReader(io.RawIOBase):
     """Reads ``inner`` and raises :class:`ReadLimitError` past ``limit`` bytes."""
 
-    def __init__(self, inner: Any, limit: int, why: str, fileobj: Any = None):
+    def __init__(self, inner: Any, limit: int, why: str, fileobj: Any = None, size: int = 0):
         self._inner = inner
         self._left = limit
         self._why = why
+        self._size = size  # bytes expected: read in one piece, with no copy
         self.fileobj = fileobj  # the gzip stream's file (closed with this one)
 
     def readable(self) -> bool:
@@ -240,6 +299,14 @@ class _BoundedReader(io.RawIOBase):
 
     def readall(self) -> bytes:
         parts: list[bytes] = []
+        if self._size:
+            whole = self._take(self._size + 1)
+            if len(whole) <= self._size:
+                more = self._take(1)  # at the end: a small probe, no large buffer
+                if not more:
+                    return whole  # the common case: the file as its size said
+                whole += more
+            parts.append(whole)
         while True:
             data = self._take(1 << 22)
             if not data:
@@ -302,7 +369,7 @@ def open_for_reading(path: Path) -> IO[bytes]:
     limit = MAX_READ_BYTES
     why = f"larger than the reading limit of {_size_text(MAX_READ_BYTES)}"
     if not compressed:
-        return _BoundedReader(raw, limit, why)  # type: ignore[return-value]
+        return _BoundedReader(raw, limit, why, size=info.st_size)  # type: ignore[return-value]
     inflate = max(MIN_INFLATE_BYTES, MAX_INFLATE_RATIO * info.st_size)
     if inflate < limit:
         limit = inflate

@@ -573,6 +573,9 @@ def _check_rows(rows: list[Any]) -> list[list[Any]]:
             raise _Invalid(_bad_row(rows))
     if not set(cols[2]) <= _KINDS.keys():
         raise _Invalid(_bad_row(rows))
+    for index, high in ((0, _I63), (3, _U64), (8, _I63)):  # 64-bit, as recorded
+        _in(min(cols[index]), 0, high, f"events: {EVENT_FIELDS[index]}")
+        _in(max(cols[index]), 0, high, f"events: {EVENT_FIELDS[index]}")
     return cols
 
 
@@ -842,6 +845,39 @@ def _lazy_events(header: Any, blocks: list[memoryview]) -> BlockEvents | None:
     return BlockEvents(blocks, counts, shared)
 
 
+#: Timestamps, positions and counters are 64-bit in every recorder (and in
+#: CTF); larger or negative ones can only come from a damaged or forged file.
+_I63 = 1 << 63
+_U64 = 1 << 64
+
+
+def _in(value: int | None, low: int, high: int, what: str) -> None:
+    if value is not None and not low <= value < high:
+        text = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+        raise _Invalid(f"{what} out of range ({low} to {high - 1}), got {text}")
+
+
+def _check_bounds(snapshot: Snapshot) -> None:
+    """Refuse numbers no recorder writes: what reads a snapshot (a wall
+    clock, CTF's 64-bit integers, sub-buffer arithmetic) can then trust them."""
+    offset = snapshot.clock_offset_ns
+    _in(offset, 0, _I63, "clock_offset_ns")
+    _in(snapshot.taken_at, 0, _I63, "taken_at")
+    _in(snapshot.taken_at + offset, 0, _I63, "taken_at + clock_offset_ns (the wall clock)")
+    _in(snapshot.since, 0, _I63, "since")
+    _in(snapshot.pid, 0, 1 << 32, "pid")
+    for i, info in enumerate(snapshot.streams):
+        where = f"streams[{i}]"
+        _in(info.thread_id, 0, _U64, f"{where}: thread_id")
+        _in(info.subbuf_size, 1, 1 << 32, f"{where}: subbuf_size")
+        _in(info.num_subbuf, 1, 1 << 32, f"{where}: num_subbuf")
+        for key in ("produced", "first_position", "last_position", "overwritten", "dropped"):
+            _in(getattr(info, key), 0, _I63, f"{where}: {key}")
+        for start, end in info.gaps:
+            _in(start, 0, _I63, f"{where}: gap start")
+            _in(end, start + 1, _I63 + 1, f"{where}: gap end")
+
+
 def read(path: str | os.PathLike[str]) -> Snapshot:
     """Load a snapshot written by :func:`write` or :func:`write_gzip`.
 
@@ -905,6 +941,7 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
             snapshot.events = cast(list[Event], lazy)
         else:
             snapshot.events = _read_events(rows)
+        _check_bounds(snapshot)
     except _Invalid as exc:
         raise SnapshotFileError(path, f"invalid ringtrace snapshot: {exc}") from None
     except RecursionError:
