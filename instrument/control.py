@@ -125,8 +125,31 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+#: Spellings of an environment switch, compared without case or spaces.
+TRUE_WORDS = ("1", "true", "t", "yes", "y", "on", "enable", "enabled")
+FALSE_WORDS = ("", "0", "false", "f", "no", "n", "off", "disable", "disabled")
+
+
+def environment_switch(name: str) -> bool:
+    """The environment variable ``name`` read as on or off (unset is off).
+
+    Any other value is a ``ValueError`` naming the variable and the
+    spellings accepted: a typo must not silently leave recording off.
+    """
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"{name}={raw!r}: expected one of {', '.join(TRUE_WORDS)} to turn it on, or "
+        f"{', '.join(w for w in FALSE_WORDS if w)} (or unset) to leave it off"
+    )
+
+
 def start_from_environment() -> None:
-    """``RINGTRACE=1`` in the environment starts recording at import."""
-    wanted = os.environ.get("RINGTRACE", "").strip().lower() in ("1", "true", "yes", "on")
-    if wanted and hotpath.active() is None:
+    """``RINGTRACE=1`` (or true, yes, on, y, enable) starts recording at import;
+    a value that is neither on nor off is a ``ValueError``."""
+    if environment_switch("RINGTRACE") and hotpath.active() is None:
         start()

@@ -28,6 +28,7 @@ import atexit
 import contextlib
 import datetime as _dt
 import os
+import re
 import signal as _signal
 import sys
 import threading
@@ -389,37 +390,46 @@ _installed: Triggers | None = None
 def dump_on(
     *,
     exception: bool = True,
-    signal: int | Iterable[int] | None = None,
+    signal: int | str | Iterable[int | str] | None = None,
     exit: bool = False,
     directory: str | os.PathLike[str] = ".",
-    formats: Iterable[str] = ("json",),
+    formats: str | Iterable[str] = ("json",),
     prefix: str = "ringtrace",
 ) -> Triggers:
     """Write a snapshot when something happens; returns the installed :class:`Triggers`.
 
     ``exception``: an unhandled exception in any thread (``sys.excepthook``
     and ``threading.excepthook``); ``signal``: one signal number or several
-    (e.g. ``signal.SIGUSR1``; must be called from the main thread);
+    (e.g. ``signal.SIGUSR1`` or ``"SIGUSR1"``; must be called from the
+    main thread);
     ``exit``: normal interpreter exit (``atexit``; not ``os._exit`` or a
     fatal signal). Files go to ``directory`` (made absolute now, created when
-    needed) in each of ``formats``. Calling again replaces the previous
+    needed, owner-only) in each of ``formats`` (one name or several), named
+    ``prefix`` + pid, time and trigger; a prefix with directory parts, or a
+    directory that is a file, is refused here. Calling again replaces the previous
     triggers; :func:`dump_off` removes them.
     """
-    fmts = tuple(formats)
+    fmts = (formats,) if isinstance(formats, str) else tuple(formats)
     if not fmts:
         raise ValueError("dump_on needs at least one format")
     for fmt in fmts:
         get_format(fmt)  # unknown names fail here, not at the crash
     if signal is None:
-        sigs: list[int] = []
-    elif isinstance(signal, int):
-        sigs = [signal]
+        given: list[object] = []
+    elif isinstance(signal, (int, str)) or not isinstance(signal, Iterable):
+        given = [signal]
     else:
-        sigs = list(signal)
-    for sig in sigs:
-        if not isinstance(sig, int) or isinstance(sig, bool):
-            raise TypeError(f"signal must be a signal number, got {sig!r}")
-    triggers = Triggers(directory=Path(directory).absolute(), formats=fmts, prefix=prefix)
+        given = list(signal)
+    sigs = [_signal_number(sig) for sig in given]
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        raise ValueError(
+            "dump_on(prefix=...) must be a file-name start of letters, digits, '.', '_' "
+            f"or '-', not starting with '.' (no directory parts), got {prefix!r}"
+        )
+    where = Path(directory).absolute()
+    if where.exists() and not where.is_dir():
+        raise NotADirectoryError(f"dump_on(directory=...): {where} exists and is not a directory")
+    triggers = Triggers(directory=where, formats=fmts, prefix=prefix)
     global _installed
     with _install_lock:
         previous = _installed
@@ -429,6 +439,23 @@ def dump_on(
     with _install_lock:
         _installed = triggers
     return triggers
+
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,99}$")
+
+
+def _signal_number(sig: object) -> int:
+    """A signal given as a number, ``signal.SIGUSR1``, or a name (``"SIGUSR1"``, ``"USR1"``)."""
+    if isinstance(sig, str):
+        name = sig.strip().upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        try:
+            return int(_signal.Signals[name])
+        except KeyError:
+            raise ValueError(f"unknown signal name {sig!r} (e.g. 'SIGUSR1')") from None
+    if not isinstance(sig, int) or isinstance(sig, bool):
+        raise TypeError(f"signal must be a signal number or name, got {sig!r}")
+    return sig
 
 
 def dump_off() -> None:

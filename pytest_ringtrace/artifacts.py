@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from instrument import Snapshot
+from instrument.formats import make_private_dirs
 
 from .warning import describe
 
@@ -89,14 +90,15 @@ def new_session_directory(base: Path, keep: int) -> Path:
     """
     import shutil
 
-    base.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(base)
     for _ in range(1000):
         number = max((n for n, _ in _sessions(base, only_directories=False)), default=0) + 1
         path = base / f"{SESSION_PREFIX}{number:06d}"
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)
         except FileExistsError:
             continue
+        os.chmod(path, 0o700)  # whatever the umask
         for _n, old in _sessions(base)[:-keep]:
             if old != path:
                 shutil.rmtree(old, ignore_errors=True)
@@ -127,7 +129,7 @@ class SessionDirectory:
                 self._path = new_session_directory(self.base, self.keep)
                 self._created = True
             elif self._fixed and not self._created:
-                self._path.mkdir(parents=True, exist_ok=True)
+                make_private_dirs(self._path)
                 self._created = True
             return self._path
 

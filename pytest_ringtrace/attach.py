@@ -44,19 +44,23 @@ def attach_html(
     paths: Mapping[str, Path],
     title: str,
     text: str,
+    *,
+    redacting: bool = True,
 ) -> None:
     """Add pytest-html extras: the section text, the timeline, links to the files.
 
     Does nothing unless an HTML report is being written (``--html``);
-    pytest-html is imported only then.
+    pytest-html is imported only then. pytest-html writes its report
+    readable by everyone (0644), unlike our 0600 files: with redaction off
+    (``redacting`` false), nothing of the snapshot is embedded, only links.
     """
     htmlpath = getattr(config.option, "htmlpath", None)
     if not htmlpath:
         return
     from pytest_html import extras
 
-    entries = [extras.text(text, name=title)]
-    timeline = paths.get("html")
+    entries = [extras.text(text, name=title)] if redacting else []
+    timeline = paths.get("html") if redacting else None
     if timeline is not None and timeline.is_file() and timeline.stat().st_size <= MAX_EMBED_BYTES:
         document = timeline.read_text(encoding="utf-8")
         entries.append(extras.html(timeline_frame(title, document, timeline)))

@@ -397,7 +397,9 @@ class RingtracePlugin:
             **counts,
         }
         try:
-            attach_html(self.config, report, paths, title, text)
+            recorder = self.recording.current() if self.recording is not None else None
+            redacting = recorder is None or bool(recorder.redactor.patterns)
+            attach_html(self.config, report, paths, title, text, redacting=redacting)
         except Exception as exc:
             warn(f"{item.nodeid}: cannot attach the snapshot to pytest-html: {describe(exc)}")
         try:
