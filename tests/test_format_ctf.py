@@ -480,7 +480,7 @@ def test_field_names_become_unique_tsdl_identifiers() -> None:
         "_x": "__x",
         "event": "_event",
         "1st": "_1st",
-        "": "_",
+        "": "_field",  # nothing printable left: babeltrace2 would print "_" as ""
         "héllo": "h_llo",
         "int": "_int",
         "rt_u64": "_rt_u64",

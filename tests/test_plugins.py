@@ -416,7 +416,7 @@ def test_raising_directory_writer_leaves_no_directory(
 ) -> None:
     def half_written(snapshot: Snapshot, directory: Path) -> None:
         (directory / "part").write_text("x")
-        raise OSError("disk full")
+        raise RuntimeError("broken")
 
     fmt = Format("dir-broken", ".d", half_written, directory=True)
     add_plugin("dir-writer", ringtrace_formats=lambda: [fmt])

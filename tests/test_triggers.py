@@ -207,10 +207,11 @@ def test_a_trigger_that_cannot_write_warns_and_still_chains(
     tmp_path: Path, recording: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     blocker = tmp_path / "not-a-dir"
-    blocker.write_text("a file where the directory should be")
     seen: list[tuple[Any, ...]] = []
     sys.excepthook = lambda *args: seen.append(args)
     instrument.dump_on(exception=True, directory=blocker)
+    # (a file there already is refused by dump_on: it appears later)
+    blocker.write_text("a file where the directory should be")
     instrument.event("x")
     exc_info = _raised(ValueError("original"))
     sys.excepthook(*exc_info)  # must not raise
@@ -312,7 +313,7 @@ def test_dump_on_checks_its_arguments_before_installing() -> None:
     with pytest.raises(ValueError, match="at least one format"):
         instrument.dump_on(formats=())
     with pytest.raises(TypeError, match="signal number"):
-        instrument.dump_on(signal=["SIGUSR1"])  # type: ignore[list-item]
+        instrument.dump_on(signal=[1.5])  # type: ignore[list-item]
     assert sys.excepthook is before
     assert instrument.triggers.installed() is None
 

@@ -48,7 +48,8 @@ loss reporting shows the snapshot's gaps (see ``design/ctf.md``):
   ``_``, or is a TSDL keyword, gets a leading ``_``, which babeltrace2 strips
   when it prints (as it does for LTTng), so ``_private`` prints as
   ``_private`` and ``event`` as ``event``. Names that collide after this get
-  ``_2``, ``_3``... The original name of every renamed field is in a comment
+  ``_2``, ``_3``... (unique also as printed; a name with nothing printable
+  left becomes ``_field``). The original name of every renamed field is in a comment
   beside it in ``metadata``. Event names are TSDL strings: kept as they are.
 * **Threads.** Each packet context carries ``thread_id``, ``thread_name`` and
   ``channel``, which babeltrace2 prints with every event. The trace
