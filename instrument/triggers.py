@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -241,8 +241,16 @@ class Triggers:
         return True if worker is None else worker.wait(worker.requested, timeout)
 
     def _at_exit(self) -> None:
-        if self.active:
-            self.fire("exit", {}, quiet=True)
+        if not self.active:
+            return
+        try:
+            with _deadline(EXIT_DUMP_SECONDS):
+                self.fire("exit", {}, quiet=True)
+        except _ExitDumpTimeout:
+            _warn(
+                f"exit trigger: no snapshot, it took longer than {EXIT_DUMP_SECONDS} s "
+                "(busy threads?): interpreter exit is not held up further"
+            )
 
     # -- installing --
 
@@ -379,6 +387,44 @@ class _SignalWorker:
 
 #: How long a signal whose default action ends the process waits for its snapshot.
 _DEFAULT_ACTION_WAIT = 5.0
+
+#: The longest an ``exit=True`` snapshot may hold up interpreter exit: busy
+#: daemon threads compete with it for the GIL (8 of them made it take tens of
+#: seconds). Past it, the snapshot is abandoned with a note on stderr.
+EXIT_DUMP_SECONDS = 10.0
+
+
+class _ExitDumpTimeout(BaseException):
+    """Raised into the exit snapshot by its deadline (not an ``Exception``:
+    nothing on the way may catch it, and the writer removes its file)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`_ExitDumpTimeout` in this (main) thread after ``seconds``,
+    with ``SIGALRM``, when it is free (no handler or timer of the program's)."""
+    usable = (
+        hasattr(_signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and _signal.getsignal(_signal.SIGALRM) in (_signal.SIG_DFL, None)
+        and _signal.getitimer(_signal.ITIMER_REAL) == (0.0, 0.0)
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        _signal.setitimer(_signal.ITIMER_REAL, 0, 0)
+        raise _ExitDumpTimeout
+
+    _signal.signal(_signal.SIGALRM, expire)
+    _signal.setitimer(_signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        _signal.setitimer(_signal.ITIMER_REAL, 0, 0)
+        _signal.signal(_signal.SIGALRM, _signal.SIG_DFL)
+
 
 _DUMP_ONLY = frozenset(
     getattr(_signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(_signal, name)
