@@ -13,9 +13,10 @@ data) once untraced and once traced whole with ``patch_module``, as
 is imported, recording; the same, not recording; patched after the import,
 recording. The observations must be equal.
 
-On the sys.monitoring engine (Python 3.12 and later), which changes no
-object and adds no frame, every case must hold. On the wrapt engine the
-cases it cannot meet are strict xfails that say why: it puts a wrapper
+Every case runs on each engine that can run here. On the sys.monitoring
+engine (Python 3.12 and later), which changes no object and adds no frame,
+every case must hold. On the wrapt engine the cases it cannot meet are
+strict xfails that say why: it puts a wrapper
 object in place of each function and calls the function from a frame of
 its own.
 """
@@ -45,17 +46,20 @@ from instrument import Channel
 PACKAGE = "_patterns"
 
 
-def _engine_keeps_objects() -> bool:
-    """Whether ``@trace`` returns the very function (the sys.monitoring
-    engine) rather than a wrapper (the wrapt engine)."""
-
-    def probe() -> None:
-        return None
-
-    return instrument.trace(probe) is probe
+#: The engines to check: wrapt everywhere, sysmon where it can run (3.12+).
+ENGINES = ["wrapt"] + (["sysmon"] if instrument.engines.sysmon_available() is None else [])
 
 
-KEEPS_OBJECTS = _engine_keeps_objects()
+@contextmanager
+def engine_in_use(name: str) -> Iterator[None]:
+    before = instrument.engines.setting()
+    instrument.engines.use(name)
+    try:
+        yield
+    finally:
+        instrument.engines.use(before)
+
+
 WRAPPER_FRAME = (
     "the wrapt engine calls the function from a Python frame of its own, "
     "which code reading frames further up sees"
@@ -67,9 +71,14 @@ IMPORT_TIME_COPY = (
 )
 
 
-def on_wrapt(reason: str) -> pytest.MarkDecorator:
-    """A strict xfail, on the wrapt engine only."""
-    return pytest.mark.xfail(not KEEPS_OBJECTS, reason=reason, strict=True)
+def per_engine(*values: Any, wrapt_fails: str | None = None) -> list[Any]:
+    """``values`` with each engine, as parameters; on the wrapt engine a
+    strict xfail that says why, when it cannot meet the case."""
+    marks = [] if wrapt_fails is None else [pytest.mark.xfail(reason=wrapt_fails, strict=True)]
+    return [
+        pytest.param(*values, name, marks=marks if name == "wrapt" else [], id=name)
+        for name in ENGINES
+    ]
 
 
 # -- importing the package plain and traced ------------------------------------
@@ -353,46 +362,51 @@ def set_name(pkg: Any) -> Any:
     return shapes.Form.title.name, form.field_name(), form.size, form.title, Later.subtitle.name
 
 
-CASES = [
+CASES: list[tuple[Callable[[Any], Any], str | None]] = [
     # an added frame
-    pytest.param(caller_frame_read_by_the_function_itself),
-    pytest.param(caller_frame_read_two_levels_up, marks=on_wrapt(WRAPPER_FRAME)),
-    pytest.param(class_factory_naming_the_callers_module),
-    pytest.param(namedtuple_made_for_the_caller_pickles, marks=on_wrapt(WRAPPER_FRAME)),
-    pytest.param(warning_blames_the_caller),
-    pytest.param(warning_blames_the_caller_through_a_helper, marks=on_wrapt(WRAPPER_FRAME)),
-    pytest.param(module_getattr_warning_blames_the_caller),
-    pytest.param(traceback_format_exception, marks=on_wrapt(WRAPPER_FRAME)),
-    pytest.param(logging_exception_text, marks=on_wrapt(WRAPPER_FRAME)),
+    (caller_frame_read_by_the_function_itself, None),
+    (caller_frame_read_two_levels_up, WRAPPER_FRAME),
+    (class_factory_naming_the_callers_module, None),
+    (namedtuple_made_for_the_caller_pickles, WRAPPER_FRAME),
+    (warning_blames_the_caller, None),
+    (warning_blames_the_caller_through_a_helper, WRAPPER_FRAME),
+    (module_getattr_warning_blames_the_caller, None),
+    (traceback_format_exception, WRAPPER_FRAME),
+    (logging_exception_text, WRAPPER_FRAME),
     # identity
-    pytest.param(reexports_are_the_same_object),
-    pytest.param(module_function_pickles_by_reference),
-    pytest.param(registry_holds_the_modules_function, marks=on_wrapt(IMPORT_TIME_COPY)),
-    pytest.param(registered_function_pickles_by_reference, marks=on_wrapt(IMPORT_TIME_COPY)),
-    pytest.param(descriptors_stay_themselves_in_the_class_dict, marks=on_wrapt(WRAPPER_OBJECT)),
-    pytest.param(override_checks, marks=on_wrapt(WRAPPER_OBJECT)),
-    pytest.param(weak_methods, marks=on_wrapt(WRAPPER_OBJECT)),
-    pytest.param(functions_are_functions, marks=on_wrapt(WRAPPER_OBJECT)),
-    pytest.param(singledispatch_registration_identity, marks=on_wrapt(IMPORT_TIME_COPY)),
+    (reexports_are_the_same_object, None),
+    (module_function_pickles_by_reference, None),
+    (registry_holds_the_modules_function, IMPORT_TIME_COPY),
+    (registered_function_pickles_by_reference, IMPORT_TIME_COPY),
+    (descriptors_stay_themselves_in_the_class_dict, WRAPPER_OBJECT),
+    (override_checks, WRAPPER_OBJECT),
+    (weak_methods, WRAPPER_OBJECT),
+    (functions_are_functions, WRAPPER_OBJECT),
+    (singledispatch_registration_identity, IMPORT_TIME_COPY),
     # class machinery and module protocols
-    pytest.param(singledispatch_behaviour_and_late_registration),
-    pytest.param(enums),
-    pytest.param(dataclasses_),
-    pytest.param(slots),
-    pytest.param(classes_made_by_type),
-    pytest.param(metaclasses),
-    pytest.param(zero_argument_super),
-    pytest.param(set_name),
+    (singledispatch_behaviour_and_late_registration, None),
+    (enums, None),
+    (dataclasses_, None),
+    (slots, None),
+    (classes_made_by_type, None),
+    (metaclasses, None),
+    (zero_argument_super, None),
+    (set_name, None),
 ]
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("probe", CASES, ids=lambda probe: probe.__name__.rstrip("_"))
+@pytest.mark.parametrize(
+    "probe, engine",
+    [param for probe, wrapt_fails in CASES for param in per_engine(probe, wrapt_fails=wrapt_fails)],
+    ids=lambda value: value.__name__.rstrip("_") if callable(value) else value,
+)
 def test_tracing_the_package_changes_nothing_observable(
-    probe: Callable[[Any], Any], mode: str
+    probe: Callable[[Any], Any], engine: str, mode: str
 ) -> None:
     plain = observe(probe, "plain")
-    assert observe(probe, mode) == plain
+    with engine_in_use(engine):
+        assert observe(probe, mode) == plain
 
 
 def test_the_probes_see_what_they_are_meant_to_see_untraced() -> None:
@@ -432,27 +446,33 @@ def entries(suffix: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("engine", per_engine())
 @pytest.mark.parametrize("mode", [MODES[0], MODES[2]])
-def test_a_call_through_the_module_attribute_is_recorded(mode: str) -> None:
-    with fresh_package(mode) as pkg:
+def test_a_call_through_the_module_attribute_is_recorded(mode: str, engine: str) -> None:
+    with engine_in_use(engine), fresh_package(mode) as pkg:
         assert pkg.registry.upper("a") == "A"
         assert entries("registry.upper") == [f"{PACKAGE}.registry.upper"]
 
 
-@on_wrapt(IMPORT_TIME_COPY)
+@pytest.mark.parametrize("engine", per_engine(wrapt_fails=IMPORT_TIME_COPY))
 @pytest.mark.parametrize("mode", [MODES[0], MODES[2]])
-def test_a_call_through_a_registry_filled_at_import_is_recorded(mode: str) -> None:
-    with fresh_package(mode) as pkg:
+def test_a_call_through_a_registry_filled_at_import_is_recorded(mode: str, engine: str) -> None:
+    with engine_in_use(engine), fresh_package(mode) as pkg:
         assert pkg.registry.handle("lower", "B") == "b"
         assert entries("registry.lower") == [f"{PACKAGE}.registry.lower"]
 
 
-@on_wrapt("the wrapt engine replaces the attribute, not the references copied before")
-def test_a_call_through_a_reference_taken_before_patching_is_recorded() -> None:
+@pytest.mark.parametrize(
+    "engine",
+    per_engine(
+        wrapt_fails="the wrapt engine replaces the attribute, not the references copied before"
+    ),
+)
+def test_a_call_through_a_reference_taken_before_patching_is_recorded(engine: str) -> None:
     _forget()
     early = importlib.import_module(f"{PACKAGE}.api").double
     try:
-        with instrument.patch_module(PACKAGE):
+        with engine_in_use(engine), instrument.patch_module(PACKAGE):
             instrument.start([Channel("t", subbuf_size=256, num_subbuf=4)])
             try:
                 assert early(3) == 6
@@ -463,8 +483,8 @@ def test_a_call_through_a_reference_taken_before_patching_is_recorded() -> None:
         _forget()
 
 
-@on_wrapt(IMPORT_TIME_COPY)
-def test_a_singledispatch_implementation_is_recorded_when_dispatched_to() -> None:
-    with fresh_package(MODES[0]) as pkg:
+@pytest.mark.parametrize("engine", per_engine(wrapt_fails=IMPORT_TIME_COPY))
+def test_a_singledispatch_implementation_is_recorded_when_dispatched_to(engine: str) -> None:
+    with engine_in_use(engine), fresh_package(MODES[0]) as pkg:
         assert pkg.dispatch.describe(7) == "int 7"
         assert entries("dispatch.describe_int") == [f"{PACKAGE}.dispatch.describe_int"]
