@@ -168,9 +168,17 @@ def add_options(parser: pytest.Parser) -> None:
         "and traced arguments; replaces the credential-like defaults ('default' names them, "
         "'off' turns redaction off) (ini: ringtrace_redact).",
     )
+        "--ringtrace-engine",
+        metavar="auto|sysmon|wrapt",
+        default=None,
+        help="The tracing engine: sysmon (sys.monitoring, Python 3.12+, changes no object), "
+        "wrapt (wrappers), or auto (default: sysmon where it can run; env RINGTRACE_ENGINE; "
+        "ini: ringtrace_engine).",
+    )
     parser.addini("ringtrace", "Turn the flight recorder on (like --ringtrace).", type="bool")
     parser.addini("ringtrace_values", "safe, repr or none (default: safe).")
     parser.addini("ringtrace_redact", "Redacted name fragments, 'default' or 'off'.", type="args")
+    parser.addini("ringtrace_engine", "Tracing engine: auto, sysmon or wrapt (auto).")
     parser.addini("ringtrace_dir", f"Snapshot directory (default: {DEFAULT_DIR}).")
     parser.addini(
         "ringtrace_tail", f"Events shown per snapshot (default: {DEFAULT_TAIL}).", _INT, None
@@ -231,6 +239,7 @@ class Settings:
     events: tuple[str, ...] = ()
     values: str = "safe"
     redact: tuple[str, ...] | bool = True
+    engine: str | None = None  # None: RINGTRACE_ENGINE, else auto
 
     def start_options(self) -> dict[str, object]:
         """The keyword arguments of ``instrument.start`` these settings give."""
@@ -417,6 +426,7 @@ def read_settings(config: pytest.Config) -> Settings:
         log_level=log_level,
         retention=retention,
         junit_paths=junit_paths,  # type: ignore[arg-type]
+        engine=engine,
     )
 
 

@@ -61,6 +61,11 @@ class RingtracePlugin:
             settings.directory, settings.retention, Path(shared) if shared else None
         )
         self.writer = ArtifactWriter(self.session_dir)
+        # The engine is chosen before test modules are imported (their
+        # @trace decorators use it), and put back when the session ends.
+        self._engine_before: str | None = None
+        if settings.engine is not None:
+            self._engine_before = instrument.engines.use(settings.engine)
         self.channels = self._channels()
         self.recording: SessionRecording | None = None
         self.children: ChildProcesses | None = None
@@ -169,6 +174,10 @@ class RingtracePlugin:
         when it is under it, else absolute."""
         return shown_path(path, self.config.invocation_params.dir)
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.settings.engine is not None:
+            instrument.engines.use(self._engine_before)
+
     def pytest_report_header(self, config: pytest.Config) -> str:
         s = self.settings
         rings = (
@@ -177,8 +186,8 @@ class RingtracePlugin:
             else f"{len(self.channels)} channels"
         )
         return (
-            f"ringtrace: window {s.window}, rings {rings}, formats {','.join(s.formats)}, "
-            f"dir {s.directory}"
+            f"ringtrace: engine {instrument.engine()}, window {s.window}, rings {rings}, "
+            f"formats {','.join(s.formats)}, dir {s.directory}"
         )
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:

@@ -12,6 +12,24 @@ import pytest
 import instrument
 from instrument import Channel, Recorder
 
+# The suite's older tests assert the wrapt engine's objects (wrappers,
+# ``__wrapped__``) and record no suspensions: they run on the wrapt engine on
+# every version. Tests of the sysmon engine pick it with the ``sysmon``
+# fixture (tests/test_sysmon_engine.py and the transparency suite).
+instrument.engines.use("wrapt")
+
+
+@pytest.fixture
+def sysmon() -> Iterator[None]:
+    """Trace with the sysmon engine for this test (Python 3.12+ only)."""
+    if not hasattr(__import__("sys"), "monitoring"):
+        pytest.skip("sys.monitoring exists from Python 3.12")
+    previous = instrument.engines.use("sysmon")
+    try:
+        yield
+    finally:
+        instrument.engines.use(previous if previous is not None else "wrapt")
+
 
 @pytest.fixture(autouse=True)
 def _no_recorder_left_running() -> Iterator[None]:

@@ -88,11 +88,14 @@ def check_engine_name(name: object) -> str:
     return str(name)
 
 
-def use(name: str) -> None:
-    """Pick the engine for what is traced from now on (see the module doc)."""
+def use(name: str | None) -> str | None:
+    """Pick the engine for what is traced from now on (see the module doc);
+    ``None`` goes back to ``RINGTRACE_ENGINE``. Returns the previous choice."""
     global _setting
     with _lock:
-        _setting = check_engine_name(name)
+        previous = _setting
+        _setting = None if name is None else check_engine_name(name)
+        return previous
 
 
 def setting() -> str:
@@ -113,9 +116,19 @@ def setting() -> str:
 def _get(name: str) -> Engine:
     found = _engines.get(name)
     if found is None:
-        from .wrapt_engine import WraptEngine
+        if name == "sysmon":
+            from .sysmon import SysmonEngine
 
-        found = _engines[name] = WraptEngine()
+            found = SysmonEngine(wrapt_engine=_get("wrapt"))
+        else:
+            from .wrapt_engine import WraptEngine
+
+            found = WraptEngine()
+        _engines[name] = found
+        from .. import hotpath
+
+        if hotpath.active() is not None:  # made while recording: on at once
+            found.start()
     return found
 
 
@@ -123,7 +136,18 @@ def sysmon_available() -> str | None:
     """Why the sysmon engine cannot run here, or ``None`` when it can."""
     if not hasattr(sys, "monitoring"):
         return f"sys.monitoring needs Python 3.12+, this is {sys.version.split()[0]}"
-    return "the sysmon engine is not in this build yet"
+    from .sysmon import TOOL_IDS, free_tool_id
+
+    existing: Any = _engines.get("sysmon")
+    if existing is not None and existing.tool_id is not None:
+        return None  # ours, while recording
+    if existing is not None and not existing.usable:
+        return "no sys.monitoring tool id was free when recording started"
+    if free_tool_id() is None:
+        monitoring: Any = getattr(sys, "monitoring", None)
+        held = ", ".join(f"{t} ({monitoring.get_tool(t)})" for t in TOOL_IDS)
+        return f"every sys.monitoring tool id ringtrace may take is held: {held}"
+    return None
 
 
 def current() -> Engine:
@@ -133,13 +157,10 @@ def current() -> Engine:
         wanted = setting()
         if wanted == "wrapt":
             return _get("wrapt")
-        existing = _engines.get("sysmon")
-        if existing is not None and getattr(existing, "usable", True):
-            return existing
         why = sysmon_available()
         if why is None:
             return _get("sysmon")
-        if wanted == "sysmon" and not _warned_fallback:
+        if (wanted == "sysmon" or hasattr(sys, "monitoring")) and not _warned_fallback:
             _warned_fallback = True
             warnings.warn(
                 f"ringtrace: tracing with the wrapt engine instead of sysmon: {why}",

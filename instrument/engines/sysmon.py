@@ -1,0 +1,390 @@
+"""The sysmon engine: trace code objects with ``sys.monitoring`` (PEP 669).
+
+``@trace``, ``patch`` and ``patch_module`` register the code object of a
+Python function and change no object: ``@trace`` returns the very function,
+attributes stay as they were, no frame is added (the callbacks run beside
+the traced frame, not between it and its caller), and a call is seen
+whatever reference was used to make it. What has no code object (C
+functions, builtins, other callables) goes to the wrapt engine.
+
+Events are switched on per code object only while recording
+(``set_local_events`` at :meth:`SysmonEngine.start`, cleared at
+:meth:`SysmonEngine.stop`), so before ``start()`` and after ``stop()`` a
+traced function runs exactly as an untraced one. Registrations are counted
+per code object: unpatching switches off exactly what that patch switched
+on. The tool id is taken at start among those free (never one another tool
+holds: coverage.py, debuggers, profilers) and freed at stop.
+
+Records, as the wrapt engine writes them: an entry ``(pos, t0, name,
+fields, "entry")``; an exit that stores the entry's timestamp ``t0`` (or a
+dict with ``duration_ns`` measured from the exit's own timestamp); a
+generator's or coroutine's suspension (``PY_YIELD``) and resumption
+(``PY_RESUME``, ``PY_THROW``) as ``"suspend"``/``"resume"`` records that
+store ``t0`` too (see :mod:`instrument.stream` on pairing).
+
+The entry timestamp of a plain call waits for its exit on a per-thread
+stack (plain calls nest); a generator's or coroutine's waits in a dict keyed
+by its frame's id (they interleave), removed when it ends.
+
+``PY_UNWIND`` (exit by exception) and ``EXCEPTION_HANDLED`` are global
+events before Python 3.15: their callbacks return at once unless the code
+is traced (one dict lookup), and are enabled only while something is traced.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from time import monotonic_ns
+from types import CodeType, FunctionType, MethodType
+from typing import Any
+
+from .. import hotpath
+from ..hotpath import str_safely
+from ..sources import note_source
+from ..stream import ENTRY, EXIT
+from ..values import capture, capture_fields
+from . import TraceOptions, Undo, unwrap_descriptor
+
+monitoring: Any = getattr(sys, "monitoring", None)
+
+#: The tool ids ringtrace may take, in order. 0 (debugger), 1 (coverage),
+#: 2 (profiler) and 5 (optimizer) are other tools' by convention.
+TOOL_IDS = (3, 4)
+TOOL_NAME = "ringtrace"
+
+#: Record kinds of a generator's or coroutine's suspension and resumption.
+SUSPEND = "suspend"
+RESUME = "resume"
+
+_SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
+
+# A traced code object's target: (route key, event name, argument names to
+# record or None, capture the return value, suspendable).
+Target = tuple[Any, str, "tuple[str, ...] | None", bool, bool]
+
+#: What the callbacks read: code object -> target, for every traced code.
+_targets: dict[CodeType, Target] = {}
+#: Every registration per code object, first one in force.
+_registrations: dict[CodeType, list[TraceOptions]] = {}
+#: Entry timestamps of running generators and coroutines, by frame id.
+_suspendables: dict[int, int] = {}
+_local: Any = threading.local()  # hotpath's thread-local while recording
+_lock = threading.RLock()
+
+
+def free_tool_id() -> int | None:
+    """A ``sys.monitoring`` tool id no tool holds, of those ringtrace takes."""
+    if monitoring is None:
+        return None
+    for tool in TOOL_IDS:
+        if monitoring.get_tool(tool) is None:
+            return tool
+    return None
+
+
+def code_of(func: Any) -> CodeType | None:
+    """The code object monitoring traces for ``func``, or ``None`` if it has none."""
+    target = unwrap_descriptor(func)
+    if type(target) is MethodType:
+        target = target.__func__
+    if type(target) is FunctionType:
+        return target.__code__
+    return None
+
+
+def _target_of(code: CodeType, options: TraceOptions) -> Target:
+    suspendable = bool(code.co_flags & _SUSPENDABLE)
+    return (options.key, options.name, options.fields, options.retval, suspendable)
+
+
+# -- callbacks: the hot path of this engine ------------------------------------
+# Spelled out inline, like hotpath.event: a Python call costs as much as the
+# write. Each one finds the thread's writer pair as hotpath does.
+
+
+def _writer(key: Any) -> Any:
+    try:
+        return _local.routes[key]
+    except (AttributeError, KeyError):
+        return hotpath._route(key)
+
+
+def _stack() -> list[int]:
+    try:
+        return _local.calls  # type: ignore[no-any-return]
+    except AttributeError:
+        stack: list[int] = []
+        _local.calls = stack
+        return stack
+
+
+def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
+    values = frame.f_locals
+    return capture_fields({n: values[n] for n in names if n in values})
+
+
+def _on_start(code: CodeType, offset: int) -> Any:
+    target = _targets.get(code)
+    if target is None:
+        return monitoring.DISABLE
+    key, name, names, _retval, suspendable = target
+    try:
+        append, reserve = _local.routes[key]
+    except (AttributeError, KeyError):
+        append, reserve = hotpath._route(key)
+    fields = None if names is None else _entry_fields(names, sys._getframe(1))
+    t0 = monotonic_ns()
+    append((reserve(), t0, name, fields, ENTRY))
+    if suspendable:
+        _suspendables[id(sys._getframe(1))] = t0
+    else:
+        try:
+            _local.calls.append(t0)
+        except AttributeError:
+            _stack().append(t0)
+    return None
+
+
+def _on_return(code: CodeType, offset: int, retval: object) -> Any:
+    target = _targets.get(code)
+    if target is None:
+        return monitoring.DISABLE
+    key, name, _names, wants_retval, suspendable = target
+    if suspendable:
+        t0 = _suspendables.pop(id(sys._getframe(1)), None)
+        if t0 is None:  # started before recording did
+            return None
+    else:
+        try:
+            t0 = _local.calls.pop()
+        except (AttributeError, IndexError):  # entered before recording started
+            return None
+    try:
+        append, reserve = _local.routes[key]
+    except (AttributeError, KeyError):
+        append, reserve = hotpath._route(key)
+    if wants_retval:
+        value = capture(retval)
+        ts = monotonic_ns()
+        append((reserve(), ts, name, {"duration_ns": ts - t0, "retval": value}, EXIT))
+    else:
+        append((reserve(), monotonic_ns(), name, t0, EXIT))
+    return None
+
+
+def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
+    target = _targets.get(code)  # global event: every frame that raises out
+    if target is None:
+        return
+    key, name, _names, _retval, suspendable = target
+    if suspendable:
+        t0 = _suspendables.pop(id(sys._getframe(1)), None)
+        if t0 is None:
+            return
+    else:
+        try:
+            t0 = _local.calls.pop()
+        except (AttributeError, IndexError):
+            return
+    append, reserve = _writer(key)
+    message = str_safely(exc)
+    ts = monotonic_ns()
+    fields = {"duration_ns": ts - t0, "exception": type(exc).__qualname__, "message": message}
+    append((reserve(), ts, name, fields, EXIT))
+
+
+def _on_yield(code: CodeType, offset: int, value: object) -> Any:
+    target = _targets.get(code)
+    if target is None:
+        return monitoring.DISABLE
+    t0 = _suspendables.get(id(sys._getframe(1)))
+    if t0 is not None:
+        append, reserve = _writer(target[0])
+        append((reserve(), monotonic_ns(), target[1], t0, SUSPEND))
+    return None
+
+
+def _resumed(code: CodeType, frame: Any) -> Any:
+    target = _targets.get(code)
+    if target is None:
+        return monitoring.DISABLE
+    t0 = _suspendables.get(id(frame))
+    if t0 is not None:
+        append, reserve = _writer(target[0])
+        append((reserve(), monotonic_ns(), target[1], t0, RESUME))
+    return None
+
+
+def _on_resume(code: CodeType, offset: int) -> Any:
+    return _resumed(code, sys._getframe(1))
+
+
+def _on_throw(code: CodeType, offset: int, exc: BaseException) -> None:
+    if code in _targets:  # global event: a generator resumed by throw()
+        _resumed(code, sys._getframe(1))
+
+
+def _on_handled(code: CodeType, offset: int, exc: BaseException) -> None:
+    target = _targets.get(code)  # global event: every exception caught anywhere
+    if target is None:
+        return
+    tb = exc.__traceback__
+    where = f"{code.co_filename}:?"
+    if tb is not None:
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+    append, reserve = _writer("exception.handled")
+    fields = {
+        "type": type(exc).__qualname__,
+        "message": capture(str_safely(exc)),
+        "where": where,
+        "function": target[1],
+    }
+    append((reserve(), monotonic_ns(), "exception.handled", fields))
+
+
+def _events() -> tuple[int, int, int]:
+    """(plain code's local events, suspendable code's local events, global events)."""
+    ev = monitoring.events
+    plain = ev.PY_START | ev.PY_RETURN
+    return (
+        plain,
+        plain | ev.PY_YIELD | ev.PY_RESUME,
+        ev.PY_UNWIND | ev.PY_THROW | ev.EXCEPTION_HANDLED,
+    )
+
+
+class SysmonEngine:
+    """The sysmon engine (see the module docstring)."""
+
+    name = "sysmon"
+
+    def __init__(self, wrapt_engine: Any):
+        self._wrapt = wrapt_engine
+        #: The tool id held while recording, else ``None``.
+        self.tool_id: int | None = None
+        #: False once a start found no free tool id: new code goes to wrapt.
+        self.usable = True
+
+    # -- registration -----------------------------------------------------------
+
+    def trace(self, func: Any, options: TraceOptions) -> Any:
+        code = code_of(func)
+        if code is None:  # C function, builtin, callable object: monitoring cannot see it
+            return self._wrapt.trace(func, options)
+        self._register(code, options)
+        return func
+
+    def patch(
+        self, parent: Any, attribute: str, original: Any, options: TraceOptions
+    ) -> Undo | None:
+        code = code_of(original)
+        if code is None:
+            return self._wrapt.patch(parent, attribute, original, options)  # type: ignore[no-any-return]
+        self._register(code, options)
+        done = False
+
+        def undo() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._unregister(code, options)
+
+        return undo
+
+    def _register(self, code: CodeType, options: TraceOptions) -> None:
+        with _lock:
+            registered = _registrations.setdefault(code, [])
+            registered.append(options)
+            if len(registered) == 1:
+                _targets[code] = _target_of(code, options)
+                note_source(options.name, code)
+                self._switch(code, on=True)
+
+    def _unregister(self, code: CodeType, options: TraceOptions) -> None:
+        with _lock:
+            registered = _registrations.get(code)
+            if not registered or options not in registered:
+                return
+            first = registered[0]
+            registered.remove(options)
+            if not registered:
+                del _registrations[code]
+                del _targets[code]
+                self._switch(code, on=False)
+            elif first is options:  # the next registration is in force now
+                _targets[code] = _target_of(code, registered[0])
+
+    def _switch(self, code: CodeType, *, on: bool) -> None:
+        tool = self.tool_id
+        if tool is None:
+            return
+        plain, suspendable, _ = _events()
+        events = (suspendable if code.co_flags & _SUSPENDABLE else plain) if on else 0
+        monitoring.set_local_events(tool, code, events)
+
+    def traced_codes(self) -> int:
+        """How many code objects are registered now."""
+        return len(_targets)
+
+    # -- recording on and off ---------------------------------------------------
+
+    def start(self) -> None:
+        global _local
+        with _lock:
+            _local = hotpath._local
+            _suspendables.clear()
+            if self.tool_id is not None:
+                return
+            tool = free_tool_id()
+            if tool is None:
+                self.usable = False
+                if _targets:
+                    warnings.warn(
+                        "ringtrace: every sys.monitoring tool id ringtrace may take "
+                        f"({', '.join(map(str, TOOL_IDS))}) is held by another tool: "
+                        f"the {len(_targets)} functions traced by the sysmon engine are not "
+                        "recorded, and what is traced from now on uses the wrapt engine",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                return
+            monitoring.use_tool_id(tool, TOOL_NAME)
+            self.tool_id = tool
+            ev = monitoring.events
+            register = monitoring.register_callback
+            register(tool, ev.PY_START, _on_start)
+            register(tool, ev.PY_RETURN, _on_return)
+            register(tool, ev.PY_YIELD, _on_yield)
+            register(tool, ev.PY_RESUME, _on_resume)
+            register(tool, ev.PY_UNWIND, _on_unwind)
+            register(tool, ev.PY_THROW, _on_throw)
+            register(tool, ev.EXCEPTION_HANDLED, _on_handled)
+            monitoring.set_events(tool, _events()[2])
+            for code in _targets:
+                self._switch(code, on=True)
+
+    def stop(self) -> None:
+        with _lock:
+            tool = self.tool_id
+            if tool is None:
+                return
+            self.tool_id = None
+            for code in _targets:
+                monitoring.set_local_events(tool, code, 0)
+            monitoring.set_events(tool, 0)
+            for event in (
+                "PY_START",
+                "PY_RETURN",
+                "PY_YIELD",
+                "PY_RESUME",
+                "PY_UNWIND",
+                "PY_THROW",
+                "EXCEPTION_HANDLED",
+            ):
+                monitoring.register_callback(tool, getattr(monitoring.events, event), None)
+            monitoring.free_tool_id(tool)
+            _suspendables.clear()
