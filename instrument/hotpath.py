@@ -223,7 +223,7 @@ def emit_captured(key: Any, kind: str, name: str, fields: Any) -> int:
 
 
 Capture = Callable[[Any, tuple[Any, ...], dict[str, Any]], "dict[str, Any] | None"]
-Finish = Callable[[int, Any], "dict[str, Any] | int"]
+Finish = Callable[[Any], "dict[str, Any]"]
 
 
 def call_wrapper(key: Any, name: str, capture: Capture | None, finish: Finish | None) -> Any:
@@ -246,9 +246,9 @@ def call_wrapper(key: Any, name: str, capture: Capture | None, finish: Finish | 
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            emit_captured(key, EXIT, name, exit_error(t0, exc))
+            emit_exit(key, name, t0, error_fields(exc))
             raise
-        emit_captured(key, EXIT, name, t0 if finish is None else finish(t0, result))
+        emit_exit(key, name, t0, None if finish is None else finish(result))
         return result
 
     return wrapper
@@ -268,7 +268,7 @@ def _plain_call_wrapper(key: Any, name: str) -> Any:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            emit(key, EXIT, name, exit_error(t0, exc))
+            emit_exit(key, name, t0, error_fields(exc))
             raise
         append((reserve(), monotonic_ns(), name, t0, EXIT))
         return result
@@ -276,11 +276,30 @@ def _plain_call_wrapper(key: Any, name: str) -> Any:
     return wrapper
 
 
-def exit_error(t0: int, exc: BaseException) -> dict[str, Any]:
+def emit_exit(key: Any, name: str, t0: int, extra: dict[str, Any] | None) -> None:
+    """Record the exit of a span or call entered at ``t0`` (0: no entry was
+    recorded, nothing to do), with ``extra`` fields (a return value, an
+    exception).
+
+    ``duration_ns`` is measured to the exit's own timestamp, so that
+    ``timestamp - duration_ns`` is exactly the entry's: the pairing identity
+    (see :mod:`instrument.stream`).
+    """
+    if _recorder is None or not t0:
+        return
+    try:
+        append, reserve = _local.routes[key]
+    except (AttributeError, KeyError):
+        append, reserve = _route(key)
+    ts = monotonic_ns()
+    append((reserve(), ts, name, t0 if extra is None else {"duration_ns": ts - t0, **extra}, EXIT))
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
     """Exit fields for a call that ended with ``exc``: its type and message,
     captured (see :func:`instrument.values.exception_message`)."""
-    fields = {"duration_ns": monotonic_ns() - t0, "exception": type_name(type(exc))}
-    message = exception_message(exc)
+    fields: dict[str, Any] = {"exception": type_name(type(exc))}
+    message = exception_message(exc)  # captured (see instrument.values)
     if message is not None:
         fields["message"] = message
     return fields

@@ -33,7 +33,9 @@ class Event(NamedTuple):
     """One recorded event.
 
     ``kind`` is ``"event"`` for a point event, ``"entry"``/``"exit"`` for
-    the two ends of a traced call or span. ``timestamp`` is monotonic
+    the two ends of a traced call or span, ``"suspend"``/``"resume"`` for a
+    generator's or coroutine's suspension and resumption (see
+    :func:`span_start` for how they are paired). ``timestamp`` is monotonic
     nanoseconds (add ``Snapshot.clock_offset_ns`` for wall-clock time).
     ``fields`` and ``context`` may be shared between events: treat them as
     read-only.
@@ -48,6 +50,21 @@ class Event(NamedTuple):
     context: dict[str, Any]
     channel: str
     position: int
+
+
+def span_start(ev: Event) -> int | None:
+    """When the span ``ev`` belongs to began, or ``None`` if unknown.
+
+    The pairing identity of a span is its name and its entry's timestamp:
+    an entry's own timestamp; for an exit, suspension or resumption, its
+    timestamp minus its ``duration_ns``, which is exactly the entry's (see
+    :mod:`instrument.stream`). Spans pair by it on any thread and in any
+    order, so overlapping coroutines on one thread never swap.
+    """
+    if ev.kind == "entry":
+        return ev.timestamp
+    duration = ev.fields.get("duration_ns")
+    return ev.timestamp - duration if type(duration) is int else None
 
 
 @dataclass

@@ -26,7 +26,19 @@ A record is a tuple whose first item is its own position:
 ``(position, timestamp_ns, name, fields)`` for a point event,
 ``(position, timestamp_ns, name, fields, kind)`` for an entry or exit, and
 ``(position, timestamp_ns, name, fields, kind, context)`` on a channel with
-dynamic context. An exit stores its entry's timestamp (an int) as fields.
+dynamic context. ``kind`` is ``entry``, ``exit``, or ``suspend``/``resume``
+(a generator's or coroutine's suspension and resumption, recorded by the
+sysmon engine).
+
+Pairing: a span's identity is its name and its entry's timestamp. An exit,
+suspension or resumption stores its entry's timestamp ``t0`` (an int) as
+fields, or, when it has fields of its own (a return value, an exception),
+``duration_ns`` measured to its own timestamp, so that ``timestamp -
+duration_ns == t0`` exactly (the reader turns a stored ``t0`` into that
+``duration_ns`` too). Views pair records by ``(name, timestamp -
+duration_ns)`` (``instrument.model.span_start``), per coroutine, never per
+thread: overlapping coroutines on one thread, or a generator resumed on
+another thread, keep their own durations.
 
 Reserved but not committed: a writer interrupted between the two steps (by
 a signal handler that records, or on a free-threaded build, at any time)

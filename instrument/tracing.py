@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar, overload
 
 from . import engines, hotpath
 from .engines import TraceOptions, unwrap_descriptor
-from .hotpath import check_name, emit, exit_error
-from .stream import ENTRY, EXIT
+from .hotpath import check_name, emit, emit_exit, error_fields
+from .stream import ENTRY
 from .values import capture_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -150,10 +150,7 @@ class span:  # lower case: used like a function, as in ``with span("load"):``
     ) -> None:
         if self._t0 == 0:  # recording was off when the block began
             return
-        if exc is None:
-            emit(self._key, EXIT, self.name, self._t0)
-        else:
-            emit(self._key, EXIT, self.name, exit_error(self._t0, exc))
+        emit_exit(self._key, self.name, self._t0, None if exc is None else error_fields(exc))
 
     async def __aenter__(self) -> span:
         return self.__enter__()

@@ -34,7 +34,7 @@ from .state import PLUGIN_NAME, SETTINGS
 if TYPE_CHECKING:
     from instrument import Event, Recorder, Snapshot
 
-_KINDS = ("event", "entry", "exit")
+_KINDS = ("event", "entry", "exit", "suspend", "resume")
 _PHASES = ("setup", "call", "teardown")
 
 

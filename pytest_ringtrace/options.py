@@ -168,6 +168,7 @@ def add_options(parser: pytest.Parser) -> None:
         "and traced arguments; replaces the credential-like defaults ('default' names them, "
         "'off' turns redaction off) (ini: ringtrace_redact).",
     )
+    group.addoption(
         "--ringtrace-engine",
         metavar="auto|sysmon|wrapt",
         default=None,
@@ -404,6 +405,13 @@ def read_settings(config: pytest.Config) -> Settings:
         )
     raw_redact, redact_where = source.get("ringtrace_redact", "ringtrace_redact")
     redact = _redaction(_split(raw_redact), redact_where)
+
+    engine_value, engine_where = source.get("ringtrace_engine", "ringtrace_engine")
+    engine = str(engine_value).strip().lower() if engine_value not in (None, "") else None
+    if engine is not None and engine not in ("auto", "sysmon", "wrapt"):
+        raise pytest.UsageError(
+            f"{engine_where}: expected auto, sysmon or wrapt, got {engine_value!r}"
+        )
 
     return Settings(
         view=view,

@@ -20,14 +20,13 @@ import copy
 import inspect
 import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
-from time import monotonic_ns
 from typing import Any
 
 import wrapt
 
 from .. import hotpath
-from ..hotpath import call_wrapper, emit, exit_error
-from ..stream import ENTRY, EXIT
+from ..hotpath import call_wrapper, emit, emit_exit, error_fields
+from ..stream import ENTRY
 from ..values import capture_fields
 from . import TraceOptions, Undo, unwrap_descriptor
 
@@ -75,15 +74,15 @@ def _finish_for(retval: bool) -> hotpath.Finish | None:
     if not retval:
         return None
 
-    def finish(t0: int, result: Any) -> dict[str, Any]:
+    def finish(result: Any) -> dict[str, Any]:
         # no "retval" at all when values are off (capture_fields gives {})
-        return {"duration_ns": monotonic_ns() - t0, **capture_fields({"retval": result})}
+        return capture_fields({"retval": result})
 
     return finish
 
 
-def _exit_fields(t0: int, finish: hotpath.Finish | None, result: Any) -> Any:
-    return t0 if finish is None else finish(t0, result)
+def _exit_fields(finish: hotpath.Finish | None, result: Any) -> Any:
+    return None if finish is None else finish(result)
 
 
 def _deferred(traced: Callable[[Any, Any], Any], capture: hotpath.Capture | None) -> Any:
@@ -132,10 +131,10 @@ def _generator_wrapper(
                 result = stop.value
         except BaseException as exc:
             if t0:  # 0: not recording at the first resumption, no entry
-                emit(key, EXIT, name, exit_error(t0, exc))
+                emit_exit(key, name, t0, error_fields(exc))
             raise
         if t0:
-            emit(key, EXIT, name, _exit_fields(t0, finish, result))
+            emit_exit(key, name, t0, _exit_fields(finish, result))
         return result
 
     return _deferred(traced, capture)
@@ -151,10 +150,10 @@ def _coroutine_wrapper(
             result = await coro
         except BaseException as exc:  # CancelledError included: recorded, re-raised
             if t0:  # 0: not recording at the first resumption, no entry
-                emit(key, EXIT, name, exit_error(t0, exc))
+                emit_exit(key, name, t0, error_fields(exc))
             raise
         if t0:
-            emit(key, EXIT, name, _exit_fields(t0, finish, result))
+            emit_exit(key, name, t0, _exit_fields(finish, result))
         return result
 
     return _deferred(traced, capture)
@@ -187,10 +186,10 @@ def _async_generator_wrapper(
                 pass
         except BaseException as exc:
             if t0:  # 0: not recording at the first resumption, no entry
-                emit(key, EXIT, name, exit_error(t0, exc))
+                emit_exit(key, name, t0, error_fields(exc))
             raise
         if t0:
-            emit(key, EXIT, name, _exit_fields(t0, finish, None))
+            emit_exit(key, name, t0, _exit_fields(finish, None))
 
     return _deferred(traced, capture)
 
@@ -258,6 +257,12 @@ class PatchWrapper(TracedFunction):
     a copy of it found at another target is undone too."""
 
 
+def _traced_by_sysmon(func: Any) -> bool:
+    """Whether the sysmon engine traces ``func``'s code already."""
+    sysmon = sys.modules.get("instrument.engines.sysmon")
+    return sysmon is not None and sysmon.code_of(func) in sysmon._targets
+
+
 class WraptEngine:
     """The wrapt engine (see the module docstring)."""
 
@@ -270,6 +275,8 @@ class WraptEngine:
         self._shared: dict[tuple[int, TraceOptions], list[Any]] = {}
 
     def trace(self, func: Any, options: TraceOptions) -> Any:
+        if _traced_by_sysmon(func):  # never traced twice, by two engines
+            return func
         return TracedFunction(func, make_wrapper(func, options))
 
     def patch(
@@ -282,6 +289,8 @@ class WraptEngine:
             # applied (``from .mod import f``): adopt it, so that unpatching
             # puts back what the import would have copied without patching.
             original = original.__wrapped__
+        elif _traced_by_sysmon(original):
+            return None
         else:
             # A TracedFunction around a classmethod passes isinstance(classmethod)
             # (wrapt proxies __class__): test the object itself first.

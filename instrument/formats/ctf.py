@@ -66,6 +66,11 @@ packed with no padding to get wrong; sizes in the packet context are in bits.
 The binary files are written with :mod:`struct`, holding at most one packet
 per stream in memory; the snapshot is walked twice (first to find the event classes and
 their field types, then to write).
+
+Pairing: an exit, suspension or resumption carries ``duration_ns``; its
+span's entry is the event of the same name at ``timestamp - duration_ns``
+(see ``instrument.stream``), which a CTF reader can pair on, whatever
+interleaves on the stream.
 """
 
 from __future__ import annotations

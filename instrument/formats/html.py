@@ -343,8 +343,9 @@ _Laid = tuple[int, int, int, int, int, int, int]
 class _Spans:
     """Pairs entries with exits per lane, as events go by, into spans.
 
-    An exit closes the most recent open entry of the same name on its lane
-    (coroutines interleave on one thread, so it need not be the innermost).
+    An exit closes the open entry of the same name on its lane that began
+    ``duration_ns`` before it (coroutines interleave on one thread, so it
+    need not be the innermost, nor the most recent of its name).
     An exit without an entry (overwritten, or in a skipped sub-buffer) starts
     ``duration_ns`` before it; an entry without an exit runs to the end.
     """
@@ -356,13 +357,17 @@ class _Spans:
     def exit(self, lane: int, name: str, index: int, t: int, fields: dict[str, Any]) -> None:
         flags = ERROR if "exception" in fields else 0
         stack = self.open.get(lane)
+        duration = fields.get("duration_ns")
         if stack:
+            # the entry of the same name that began duration_ns before (the
+            # pairing identity, see instrument.model.span_start), else the
+            # most recent of its name
+            began = t - duration if type(duration) is int else None
             for j in range(len(stack) - 1, -1, -1):
-                if stack[j][0] == name:
+                if stack[j][0] == name and (began is None or stack[j][2] == began):
                     _, entry, start = stack.pop(j)
                     self.spans.append((lane, start, -t, entry, index, flags))
                     return
-        duration = fields.get("duration_ns")
         if type(duration) is int and duration >= 0:
             start, flags = t - duration, flags | ENTRY_LOST
         else:  # nothing tells when it started: an empty span at the exit

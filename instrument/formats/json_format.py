@@ -164,7 +164,13 @@ class BinaryOut(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
-_KINDS = {"event": "event", "entry": "entry", "exit": "exit"}
+_KINDS = {
+    "event": "event",
+    "entry": "entry",
+    "exit": "exit",
+    "suspend": "suspend",
+    "resume": "resume",
+}
 _MODES = ("overwrite", "discard")
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}

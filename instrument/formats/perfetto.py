@@ -38,6 +38,13 @@ Events
       (``duration_ns``, ``exception``...) as ``args`` (viewers merge the two).
       ``cat`` is the channel. Pairs are matched per thread by name, last in
       first out, so every ``B`` has its ``E`` on the same lane, in order.
+    * spans that cross others on their thread (coroutines and generators
+      interleaved on one thread: an exit pairs, by its identity, with an
+      entry below the innermost open one whose exit comes later): async
+      slices, ``ph: "b"``/``"e"`` with ``id`` (one per span, from its name
+      and entry timestamp, see ``instrument.model.span_start``), so that
+      three overlapping coroutines keep their own durations; their
+      suspensions and resumptions are ``ph: "n"`` instants of that slice.
     * point events: instants, ``ph: "i"``, ``s: "t"`` (thread scope).
     * Dynamic context (e.g. the asyncio task) goes in ``args.context``.
     * The events of an asyncio task (context ``task``) are on a lane of
@@ -81,7 +88,7 @@ import math
 from operator import methodcaller
 from typing import Any
 
-from ..model import Event, Snapshot, StreamInfo
+from ..model import Event, Snapshot, StreamInfo, span_start
 from ..values import plain_value, safe_repr, truncate
 from . import Format, json_format
 from .json_format import BinaryOut
@@ -385,9 +392,40 @@ class _Writer:
 
     # ----------------------------------------------------------- events
 
+    def crossing(self) -> dict[tuple[str, int], str]:
+        """The spans that cross others on their thread, and their async ids."""
+        exits: set[tuple[str, int]] = set()
+        for ev in self.snapshot.events:
+            if ev.kind == "exit":
+                start = span_start(ev)
+                if start is not None:
+                    exits.add((ev.name, start))
+        stacks: dict[int, list[tuple[str, int]]] = {}
+        found: dict[tuple[str, int], str] = {}
+        for ev in self.snapshot.events:
+            if ev.kind == "entry":
+                stacks.setdefault(ev.thread_id, []).append((ev.name, ev.timestamp))
+            elif ev.kind == "exit":
+                start = span_start(ev)
+                stack = stacks.get(ev.thread_id)
+                if start is None or not stack:
+                    continue
+                key = (ev.name, start)
+                if stack[-1] == key:
+                    stack.pop()
+                elif key in stack:
+                    i = stack.index(key)
+                    if all(above in exits for above in stack[i + 1 :]):
+                        found[key] = f"0x{len(found) + 1:x}"  # interleaved: crossing
+                        del stack[i]
+                    else:  # inner exits lost: they end with it (see exit())
+                        del stack[i:]
+        return found
+
     def run(self) -> None:
         self.header()
         emit = self.emit
+        crossing = self.crossing()
         window_start = self.snapshot.events[0].timestamp if self.snapshot.events else 0
         last_key: tuple[int, str, str | None] | None = None
         track: _Track | None = None
@@ -415,6 +453,16 @@ class _Writer:
             if self.gaps or self.starts:
                 self.markers_before(ev, track)
             args = fields if extra is None else {**fields, "context": extra}
+            if crossing and kind != "event":
+                span_id = crossing.get((name, ts if kind == "entry" else span_start(ev) or 0))
+                if span_id is not None:
+                    phase = {"entry": "b", "exit": "e"}.get(kind, "n")
+                    item = {"ph": phase, "ts": _us(ts), "pid": pid, "tid": track.tid}
+                    item.update(name=name, cat=channel, id=span_id, args=args)
+                    if phase == "n":
+                        item["args"] = {**args, "ringtrace": kind}
+                    emit(item)
+                    continue
             if kind == "entry":
                 track.stack.append((name, ts, channel))
                 track.floor = ts

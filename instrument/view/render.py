@@ -26,8 +26,15 @@ from instrument.model import Event, Snapshot, StreamInfo
 Clock = Literal["relative", "monotonic", "wall"]
 
 #: Kind markers, in Unicode and in ASCII.
-MARKERS = {"entry": "→", "exit": "←", "event": "·", "gap": "✂"}
-ASCII_MARKERS = {"entry": "->", "exit": "<-", "event": "*", "gap": "!!"}
+MARKERS = {"entry": "→", "exit": "←", "event": "·", "gap": "✂", "suspend": "⏸", "resume": "⏵"}
+ASCII_MARKERS = {
+    "entry": "->",
+    "exit": "<-",
+    "event": "*",
+    "gap": "!!",
+    "suspend": "||",
+    "resume": "|>",
+}
 
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
@@ -482,6 +489,10 @@ def describe_fields(event: Event) -> str:
             parts.append(f"raised {exception}: {message}" if message else f"raised {exception}")
         if isinstance(duration, int):
             parts.append(f"({format_duration(duration)})")
+    elif event.kind in ("suspend", "resume"):
+        since = fields.pop("duration_ns", None)  # since its entry
+        if isinstance(since, int):
+            parts.append(f"(+{format_duration(since)} since its entry)")
     parts.extend(f"{key}={format_value(value)}" for key, value in fields.items())
     parts.extend(
         f"[{key}={format_value(value)}]"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from instrument.model import Event, Snapshot
+from instrument.model import Event, Snapshot, span_start
 
 from .render import (
     PLAIN,
@@ -103,9 +103,14 @@ Pair = tuple[int, Event | None, Event | None]
 
 
 def pair_spans(snapshot: Snapshot) -> list[Pair]:
-    """Every span of ``snapshot``, paired per thread: ended ones in order of
-    ending, then the open ones. Plain tuples: a snapshot may hold millions."""
+    """Every span of ``snapshot``: ended ones in order of ending, then the
+    open ones. An exit pairs with the entry of the same name that began at
+    its ``timestamp - duration_ns`` (:func:`span_start`), on any thread, so
+    interleaved coroutines pair correctly; an exit without a duration takes
+    the most recent open entry of its name on its thread. Plain tuples: a
+    snapshot may hold millions."""
     stacks: dict[int, list[Event]] = {}
+    by_start: dict[tuple[str, int], list[Event]] = {}
     pairs: list[Pair] = []
     append = pairs.append
     for ev in snapshot.events:
@@ -115,17 +120,30 @@ def pair_spans(snapshot: Snapshot) -> list[Pair]:
             if stack is None:
                 stack = stacks[ev.thread_id] = []
             stack.append(ev)
+            by_start.setdefault((ev.name, ev.timestamp), []).append(ev)
         elif kind == "exit":
-            stack = stacks.get(ev.thread_id) or []
             entry = None
-            if stack and stack[-1].name == ev.name:
-                entry = stack.pop()
+            start = span_start(ev)
+            if start is not None:
+                waiting = by_start.get((ev.name, start))
+                if waiting:
+                    entry = waiting.pop(0)
+                    if not waiting:
+                        del by_start[(ev.name, start)]
+                    own = stacks[entry.thread_id]
+                    for i in range(len(own) - 1, -1, -1):
+                        if own[i] is entry:
+                            del own[i]
+                            break
             else:
+                stack = stacks.get(ev.thread_id) or []
                 for i in range(len(stack) - 1, -1, -1):
                     if stack[i].name == ev.name:
-                        entry = stack[i]
-                        # entries above it lost their exits (a gap): dropped unpaired
-                        del stack[i:]
+                        entry = stack.pop(i)
+                        key = (entry.name, entry.timestamp)
+                        by_start[key].remove(entry)
+                        if not by_start[key]:
+                            del by_start[key]
                         break
             duration = ev.fields.get("duration_ns")
             if type(duration) is not int:
@@ -191,7 +209,7 @@ def compute(snapshot: Snapshot, *, top: int = 10) -> Stats:
 
     pairs = pair_spans(snapshot)
     names: dict[str, NameStats] = {}
-    points = Counter(ev.name for ev in snapshot.events if ev.kind not in ("entry", "exit"))
+    points = Counter(ev.name for ev in snapshot.events if ev.kind == "event")
     for name, count in points.items():
         names[name] = NameStats(name, count=count)
     for duration, exit_, entry in pairs:

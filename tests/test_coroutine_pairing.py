@@ -1,0 +1,122 @@
+"""Overlapping coroutines on one thread: every view pairs each exit with its
+own coroutine's entry (by name and entry timestamp), never last in, first
+out. Three jobs of 60, 20 and 40 ms start in that order on one thread; the
+first one started must show the longest duration everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import instrument
+from instrument import Snapshot, trace
+from instrument.formats import write_snapshot
+from instrument.formats.html import read_data
+from instrument.model import span_start
+from instrument.view.stats import pair_spans
+
+DELAYS = (0.06, 0.02, 0.04)
+
+
+@pytest.fixture(params=["wrapt", "sysmon"])
+def engine(request: pytest.FixtureRequest) -> Any:
+    if request.param == "sysmon":
+        if not hasattr(sys, "monitoring"):
+            pytest.skip("sys.monitoring is 3.12+")
+        request.getfixturevalue("sysmon")
+    return request.param
+
+
+def overlapping() -> Snapshot:
+    async def job(delay: float) -> float:
+        await asyncio.sleep(delay)
+        return delay
+
+    traced: Callable[[float], Coroutine[Any, Any, float]] = trace(name="job")(job)
+
+    async def main() -> None:
+        await asyncio.gather(*(traced(d) for d in DELAYS))
+
+    instrument.start()
+    try:
+        asyncio.run(main())
+        return instrument.snapshot()
+    finally:
+        instrument.stop()
+
+
+def in_start_order(durations: dict[int, int]) -> list[int]:
+    return [durations[start] for start in sorted(durations)]
+
+
+def check(durations: list[int]) -> None:
+    """60, 20, 40 ms in start order: the order of the delays, not swapped."""
+    assert len(durations) == 3
+    ranked = sorted(range(3), key=lambda i: durations[i])
+    assert ranked == [1, 2, 0], durations
+
+
+def test_records_carry_their_entry_timestamp(engine: str) -> None:
+    snap = overlapping()
+    jobs = [ev for ev in snap.events if ev.name == "job"]
+    starts = {ev.timestamp for ev in jobs if ev.kind == "entry"}
+    assert len(starts) == 3
+    assert all(span_start(ev) in starts for ev in jobs)
+    if engine == "sysmon":  # each await is a suspension and a resumption
+        assert {ev.kind for ev in jobs} == {"entry", "suspend", "resume", "exit"}
+
+
+def test_stats_pair_each_coroutine_with_its_own_entry(engine: str) -> None:
+    snap = overlapping()
+    pairs = [(d, entry) for d, _exit, entry in pair_spans(snap) if entry and entry.name == "job"]
+    check(in_start_order({entry.timestamp: d for d, entry in pairs}))
+
+
+def test_html_bars_pair_each_coroutine_with_its_own_entry(engine: str, tmp_path: Path) -> None:
+    snap = overlapping()
+    data = read_data(write_snapshot(snap, tmp_path / "t", "html"))
+    names = data["names"]
+    spans = [s for s in data["spans"] if names[s[7]] == "job"]
+    check(in_start_order({s[1]: s[2] - s[1] for s in spans}))
+
+
+def test_perfetto_slices_pair_each_coroutine_with_its_own_entry(
+    engine: str, tmp_path: Path
+) -> None:
+    snap = overlapping()
+    trace_events = json.loads(write_snapshot(snap, tmp_path / "t", "perfetto").read_text())
+    items = [e for e in trace_events["traceEvents"] if e.get("name") == "job"]
+    begun: dict[str, float] = {}
+    stack: list[float] = []
+    durations: dict[float, float] = {}
+    for item in items:
+        phase = item["ph"]
+        if phase == "b":
+            begun[item["id"]] = item["ts"]
+        elif phase == "e":
+            start = begun.pop(item["id"])
+            durations[start] = item["ts"] - start
+        elif phase == "B":
+            stack.append(item["ts"])
+        elif phase == "E":
+            start = stack.pop()
+            durations[start] = item["ts"] - start
+    check([durations[start] for start in sorted(durations)])
+
+
+def test_the_terminal_shows_each_exit_with_its_own_duration(engine: str) -> None:
+    from instrument.view.render import describe_fields as describe
+
+    snap = overlapping()
+    entries = sorted(ev.timestamp for ev in snap.events if ev.name == "job" and ev.kind == "entry")
+    exits = {
+        span_start(ev): describe(ev) for ev in snap.events if ev.name == "job" and ev.kind == "exit"
+    }
+    shown = [exits[start] for start in entries]
+    assert all(text.startswith("(") and "ms)" in text for text in shown), shown
