@@ -40,7 +40,9 @@ class SessionRecording:
         else:
             self.recorder = active
         for package in packages:
-            self._patches.append(instrument.patch_module(package))
+            # Private modules and helpers too: a library's implementation
+            # lives there (the sysmon engine changes nothing to trace them).
+            self._patches.append(instrument.patch_module(package, exclude=()))
 
     def instrumented(self) -> list[str]:
         """One line per package traced whole: how many functions are traced,

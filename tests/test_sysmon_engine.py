@@ -509,3 +509,37 @@ def test_the_pytest_header_names_the_engine(pytester: pytest.Pytester) -> None:
         result.stdout.fnmatch_lines([f"ringtrace: engine {engine}, window test, *"])
     result = pytester.runpytest_subprocess("--ringtrace", "--ringtrace-engine=fast")
     result.stderr.fnmatch_lines(["*--ringtrace-engine: expected auto, sysmon or wrapt, got 'fast'"])
+
+
+def test_whole_package_tracing_records_arguments_and_results_by_default(
+    package: Any, recorder: Recorder
+) -> None:
+    name = package(
+        {
+            "__init__.py": "from ._impl import total\n",
+            "_impl.py": "def total(items, token=None):\n    return sum(items)\n",
+        }
+    )
+    pkg = importlib.import_module(name)
+    with instrument.patch_module(name, exclude=()):
+        assert pkg.total([1, 2], token="s3cret") == 3
+    entry, exit_ = (ev for ev in instrument.snapshot().events if ev.kind in ("entry", "exit"))
+    assert entry.name == f"{name}._impl.total"
+    assert entry.fields == {"items": "[1, 2]", "token": "[redacted]"}
+    assert exit_.fields["retval"] == 3
+
+
+def test_the_plugin_traces_private_modules(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        **{
+            "privpkg/__init__.py": "from ._impl import total\n",
+            "privpkg/_impl.py": "def _helper(x):\n    return x + 1\n\ndef total(x):\n"
+            "    return _helper(x)\n",
+            "test_it.py": "from privpkg import total\n\ndef test_it():\n    assert total(1) == 3\n",
+        }
+    )
+    result = pytester.runpytest_subprocess(
+        "--ringtrace", "--ringtrace-instrument=privpkg", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*-> privpkg._impl._helper  x=1*", "*<- privpkg._impl._helper*"])

@@ -64,10 +64,13 @@ _SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable cor
 # record or None, capture the return value, suspendable).
 Target = tuple[Any, str, "tuple[str, ...] | None", bool, bool]
 
-#: What the callbacks read: code object -> target, for every traced code.
-_targets: dict[CodeType, Target] = {}
-#: Every registration per code object, first one in force.
-_registrations: dict[CodeType, list[TraceOptions]] = {}
+#: What the callbacks read: id of a code object -> target, for every traced
+#: code. Keyed by identity: distinct code objects compare equal when their
+#: contents do (two dataclasses' generated ``__init__``, say).
+_targets: dict[int, Target] = {}
+#: Every registration per code object (kept alive here, so ids stay
+#: unique), first one in force.
+_registrations: dict[int, tuple[CodeType, list[TraceOptions]]] = {}
 #: Entry timestamps of running generators and coroutines, by frame id.
 _suspendables: dict[int, int] = {}
 _local: Any = threading.local()  # hotpath's thread-local while recording
@@ -111,13 +114,16 @@ def _writer(key: Any) -> Any:
         return hotpath._route(key)
 
 
-def _stack() -> list[int]:
-    try:
-        return _local.calls  # type: ignore[no-any-return]
-    except AttributeError:
-        stack: list[int] = []
-        _local.calls = stack
-        return stack
+def _slow_start(key: Any) -> tuple[Any, Any, list[int]]:
+    """The writer pair for ``key`` and the thread's stack of entry times."""
+    append, reserve = hotpath._route(key)
+    routes = getattr(_local, "routes", None)
+    if routes is None:  # not recording any more: a stack that goes nowhere
+        return append, reserve, []
+    calls = routes.get(None)
+    if calls is None:
+        calls = routes[None] = []
+    return append, reserve, calls
 
 
 def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
@@ -126,29 +132,30 @@ def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
 
 
 def _on_start(code: CodeType, offset: int) -> Any:
-    target = _targets.get(code)
+    target = _targets.get(id(code))
     if target is None:
         return monitoring.DISABLE
     key, name, names, _retval, suspendable = target
+    # The thread's routes dict also holds, under None, its stack of the
+    # entry times of plain calls (they nest): one thread-local lookup.
     try:
-        append, reserve = _local.routes[key]
+        routes = _local.routes
+        append, reserve = routes[key]
+        calls = routes[None]
     except (AttributeError, KeyError):
-        append, reserve = hotpath._route(key)
+        append, reserve, calls = _slow_start(key)
     fields = None if names is None else _entry_fields(names, sys._getframe(1))
     t0 = monotonic_ns()
     append((reserve(), t0, name, fields, ENTRY))
     if suspendable:
         _suspendables[id(sys._getframe(1))] = t0
     else:
-        try:
-            _local.calls.append(t0)
-        except AttributeError:
-            _stack().append(t0)
+        calls.append(t0)
     return None
 
 
 def _on_return(code: CodeType, offset: int, retval: object) -> Any:
-    target = _targets.get(code)
+    target = _targets.get(id(code))
     if target is None:
         return monitoring.DISABLE
     key, name, _names, wants_retval, suspendable = target
@@ -156,15 +163,14 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
         t0 = _suspendables.pop(id(sys._getframe(1)), None)
         if t0 is None:  # started before recording did
             return None
+        append, reserve = _writer(key)
     else:
         try:
-            t0 = _local.calls.pop()
-        except (AttributeError, IndexError):  # entered before recording started
+            routes = _local.routes
+            t0 = routes[None].pop()
+            append, reserve = routes[key]
+        except (AttributeError, KeyError, IndexError):  # entered before recording started
             return None
-    try:
-        append, reserve = _local.routes[key]
-    except (AttributeError, KeyError):
-        append, reserve = hotpath._route(key)
     if wants_retval:
         value = capture(retval)
         ts = monotonic_ns()
@@ -175,7 +181,7 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
 
 
 def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
-    target = _targets.get(code)  # global event: every frame that raises out
+    target = _targets.get(id(code))  # global event: every frame that raises out
     if target is None:
         return
     key, name, _names, _retval, suspendable = target
@@ -185,8 +191,8 @@ def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
             return
     else:
         try:
-            t0 = _local.calls.pop()
-        except (AttributeError, IndexError):
+            t0 = _local.routes[None].pop()
+        except (AttributeError, KeyError, IndexError):
             return
     append, reserve = _writer(key)
     message = str_safely(exc)
@@ -196,7 +202,7 @@ def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
 
 
 def _on_yield(code: CodeType, offset: int, value: object) -> Any:
-    target = _targets.get(code)
+    target = _targets.get(id(code))
     if target is None:
         return monitoring.DISABLE
     t0 = _suspendables.get(id(sys._getframe(1)))
@@ -207,7 +213,7 @@ def _on_yield(code: CodeType, offset: int, value: object) -> Any:
 
 
 def _resumed(code: CodeType, frame: Any) -> Any:
-    target = _targets.get(code)
+    target = _targets.get(id(code))
     if target is None:
         return monitoring.DISABLE
     t0 = _suspendables.get(id(frame))
@@ -222,12 +228,12 @@ def _on_resume(code: CodeType, offset: int) -> Any:
 
 
 def _on_throw(code: CodeType, offset: int, exc: BaseException) -> None:
-    if code in _targets:  # global event: a generator resumed by throw()
+    if id(code) in _targets:  # global event: a generator resumed by throw()
         _resumed(code, sys._getframe(1))
 
 
 def _on_handled(code: CodeType, offset: int, exc: BaseException) -> None:
-    target = _targets.get(code)  # global event: every exception caught anywhere
+    target = _targets.get(id(code))  # global event: every exception caught anywhere
     if target is None:
         return
     tb = exc.__traceback__
@@ -297,26 +303,26 @@ class SysmonEngine:
 
     def _register(self, code: CodeType, options: TraceOptions) -> None:
         with _lock:
-            registered = _registrations.setdefault(code, [])
+            _code, registered = _registrations.setdefault(id(code), (code, []))
             registered.append(options)
             if len(registered) == 1:
-                _targets[code] = _target_of(code, options)
+                _targets[id(code)] = _target_of(code, options)
                 note_source(options.name, code)
                 self._switch(code, on=True)
 
     def _unregister(self, code: CodeType, options: TraceOptions) -> None:
         with _lock:
-            registered = _registrations.get(code)
-            if not registered or options not in registered:
+            _code, registered = _registrations.get(id(code), (code, []))
+            if options not in registered:
                 return
             first = registered[0]
             registered.remove(options)
             if not registered:
-                del _registrations[code]
-                del _targets[code]
+                del _registrations[id(code)]
+                del _targets[id(code)]
                 self._switch(code, on=False)
             elif first is options:  # the next registration is in force now
-                _targets[code] = _target_of(code, registered[0])
+                _targets[id(code)] = _target_of(code, registered[0])
 
     def _switch(self, code: CodeType, *, on: bool) -> None:
         tool = self.tool_id
@@ -364,7 +370,7 @@ class SysmonEngine:
             register(tool, ev.PY_THROW, _on_throw)
             register(tool, ev.EXCEPTION_HANDLED, _on_handled)
             monitoring.set_events(tool, _events()[2])
-            for code in _targets:
+            for code, _options in _registrations.values():
                 self._switch(code, on=True)
 
     def stop(self) -> None:
@@ -373,7 +379,7 @@ class SysmonEngine:
             if tool is None:
                 return
             self.tool_id = None
-            for code in _targets:
+            for code, _options in _registrations.values():
                 monitoring.set_local_events(tool, code, 0)
             monitoring.set_events(tool, 0)
             for event in (

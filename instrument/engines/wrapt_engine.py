@@ -260,7 +260,7 @@ class PatchWrapper(TracedFunction):
 def _traced_by_sysmon(func: Any) -> bool:
     """Whether the sysmon engine traces ``func``'s code already."""
     sysmon = sys.modules.get("instrument.engines.sysmon")
-    return sysmon is not None and sysmon.code_of(func) in sysmon._targets
+    return sysmon is not None and id(sysmon.code_of(func)) in sysmon._targets
 
 
 class WraptEngine:
