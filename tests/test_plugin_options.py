@@ -116,6 +116,7 @@ def test_every_option_on_the_command_line(pytester: pytest.Pytester):
         "--ringtrace-formats=ctf",
         "--ringtrace-xfail",
         "--ringtrace-log-level=info",
+        "--ringtrace-engine=wrapt",
     )
     assert settings == Settings(
         enabled=True,
@@ -131,6 +132,7 @@ def test_every_option_on_the_command_line(pytester: pytest.Pytester):
         formats_where="--ringtrace-formats",
         xfail=True,
         log_level="INFO",
+        engine="wrapt",
     )
 
 
@@ -149,6 +151,7 @@ def test_every_option_in_pyproject(pytester: pytest.Pytester):
         ringtrace_formats = ["json", "html"]
         ringtrace_xfail = true
         ringtrace_log_level = "off"
+        ringtrace_engine = "Sysmon"
         """
     )
     settings = _settings(pytester)
@@ -166,6 +169,7 @@ def test_every_option_in_pyproject(pytester: pytest.Pytester):
         formats_where="ini option ringtrace_formats",
         xfail=True,
         log_level=None,
+        engine="sysmon",
     )
 
 

@@ -510,8 +510,15 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
                     stack.append((name, index, t))
                 elif kind == "exit":
                     stack = open_spans.get(lane)
-                    if stack and stack[-1][0] == name and "exception" not in fields:
+                    duration = fields.get("duration_ns")
+                    if (
+                        stack
+                        and stack[-1][0] == name
+                        and "exception" not in fields
+                        and (type(duration) is not int or stack[-1][2] == t - duration)
+                    ):
                         # the usual case, inline: the innermost open call returns
+                        # (the same span: see instrument.model.span_start)
                         _, entry, start = stack.pop()
                         span_list.append((lane, start, -t, entry, index, 0))
                     else:
