@@ -93,7 +93,7 @@ def test_perfetto_slices_pair_each_coroutine_with_its_own_entry(
     trace_events = json.loads(write_snapshot(snap, tmp_path / "t", "perfetto").read_text())
     items = [e for e in trace_events["traceEvents"] if e.get("name") == "job"]
     begun: dict[str, float] = {}
-    stack: list[float] = []
+    stacks: dict[int, list[float]] = {}  # B/E nest per track
     durations: dict[float, float] = {}
     for item in items:
         phase = item["ph"]
@@ -103,9 +103,9 @@ def test_perfetto_slices_pair_each_coroutine_with_its_own_entry(
             start = begun.pop(item["id"])
             durations[start] = item["ts"] - start
         elif phase == "B":
-            stack.append(item["ts"])
+            stacks.setdefault(item["tid"], []).append(item["ts"])
         elif phase == "E":
-            start = stack.pop()
+            start = stacks[item["tid"]].pop()
             durations[start] = item["ts"] - start
     check([durations[start] for start in sorted(durations)])
 
@@ -120,3 +120,24 @@ def test_the_terminal_shows_each_exit_with_its_own_duration(engine: str) -> None
     }
     shown = [exits[start] for start in entries]
     assert all(text.startswith("(") and "ms)" in text for text in shown), shown
+
+
+def test_the_failure_view_tree_pairs_each_coroutine_with_its_own_entry(engine: str) -> None:
+    from instrument.view.tree import Call, build_lanes
+
+    snap = overlapping()
+    calls = [
+        node
+        for nodes in build_lanes(snap.events).values()
+        for node in nodes
+        if isinstance(node, Call) and node.name == "job"
+    ]
+    durations = {
+        c.entry.timestamp: c.exit.fields["duration_ns"]
+        for c in calls
+        if c.entry is not None and c.exit is not None
+    }
+    for c in calls:
+        if c.entry is not None and c.exit is not None:
+            assert span_start(c.exit) == c.entry.timestamp
+    check(in_start_order(durations))

@@ -539,7 +539,11 @@ def test_the_plugin_traces_private_modules(pytester: pytest.Pytester) -> None:
         }
     )
     result = pytester.runpytest_subprocess(
-        "--ringtrace", "--ringtrace-instrument=privpkg", "-p", "no:cacheprovider"
+        "--ringtrace",
+        "--ringtrace-instrument=privpkg",
+        "--ringtrace-view=flat",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*-> privpkg._impl._helper  x=1*", "*<- privpkg._impl._helper*"])

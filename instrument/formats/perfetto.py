@@ -393,21 +393,24 @@ class _Writer:
     # ----------------------------------------------------------- events
 
     def crossing(self) -> dict[tuple[str, int], str]:
-        """The spans that cross others on their thread, and their async ids."""
+        """The spans that cross others on their lane (a thread, or an asyncio
+        task's lane under it), and their async ids."""
         exits: set[tuple[str, int]] = set()
         for ev in self.snapshot.events:
             if ev.kind == "exit":
                 start = span_start(ev)
                 if start is not None:
                     exits.add((ev.name, start))
-        stacks: dict[int, list[tuple[str, int]]] = {}
+        stacks: dict[tuple[int, str, str | None], list[tuple[str, int]]] = {}
         found: dict[tuple[str, int], str] = {}
         for ev in self.snapshot.events:
+            task = ev.context.get("task") if ev.context else None
+            lane = (ev.thread_id, ev.thread_name, task if isinstance(task, str) else None)
             if ev.kind == "entry":
-                stacks.setdefault(ev.thread_id, []).append((ev.name, ev.timestamp))
+                stacks.setdefault(lane, []).append((ev.name, ev.timestamp))
             elif ev.kind == "exit":
                 start = span_start(ev)
-                stack = stacks.get(ev.thread_id)
+                stack = stacks.get(lane)
                 if start is None or not stack:
                     continue
                 key = (ev.name, start)

@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from instrument.model import Event, Snapshot
+from instrument.model import Event, Snapshot, span_start
 
 from .render import describe_fields, format_duration, format_value, printable
 
@@ -108,7 +108,8 @@ def lane_of(ev: Event) -> LaneKey:
 def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
     """Entries and exits paired into call trees, per lane, in time order.
 
-    An exit closes the innermost open call of its name on its lane; calls
+    An exit closes the open call of its name on its lane that it belongs to
+    (by its entry timestamp, see ``instrument.model.span_start``); calls
     opened inside it whose exits are missing are closed with it (shown
     without an exit). An exit whose entry is not in the snapshot becomes a
     call without an entry, started ``duration_ns`` before its exit.
@@ -124,12 +125,27 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
             (stack[-1].children if stack else forest).append(call)
             stack.append(call)
         elif ev.kind == "exit":
-            if any(c.name == ev.name for c in stack):
-                while stack[-1].name != ev.name:
-                    stack.pop()
-                stack.pop().exit = ev
+            # its own entry: the same name, begun duration_ns before it
+            # (instrument.model.span_start), not merely the innermost
+            start = span_start(ev)
+            found = -1
+            for i in range(len(stack) - 1, -1, -1):
+                entry = stack[i].entry
+                if stack[i].name == ev.name and (
+                    start is None or entry is None or entry.timestamp == start
+                ):
+                    found = i
+                    break
+            if found >= 0:
+                stack[found].exit = ev
+                if start is None:  # calls opened inside it lost their exits
+                    del stack[found:]
+                else:  # others still open (interleaved coroutines) stay open
+                    del stack[found]
             else:
                 (stack[-1].children if stack else forest).append(Call(ev.name, exit=ev))
+        elif ev.kind in ("suspend", "resume"):
+            continue  # a coroutine's pauses: shown by the timelines, not the tree
         else:
             (stack[-1].children if stack else forest).append(ev)
     return roots
