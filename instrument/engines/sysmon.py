@@ -41,10 +41,10 @@ from types import CodeType, FunctionType, MethodType
 from typing import Any
 
 from .. import hotpath
-from ..hotpath import str_safely
+from ..hotpath import error_fields
 from ..sources import note_source
 from ..stream import ENTRY, EXIT
-from ..values import capture, capture_fields
+from ..values import capture_fields, exception_message, type_name
 from . import TraceOptions, Undo, unwrap_descriptor
 
 monitoring: Any = getattr(sys, "monitoring", None)
@@ -172,9 +172,9 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
         except (AttributeError, KeyError, IndexError):  # entered before recording started
             return None
     if wants_retval:
-        value = capture(retval)
+        extra = capture_fields({"retval": retval})  # {} when values are off
         ts = monotonic_ns()
-        append((reserve(), ts, name, {"duration_ns": ts - t0, "retval": value}, EXIT))
+        append((reserve(), ts, name, {"duration_ns": ts - t0, **extra}, EXIT))
     else:
         append((reserve(), monotonic_ns(), name, t0, EXIT))
     return None
@@ -195,10 +195,9 @@ def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
         except (AttributeError, KeyError, IndexError):
             return
     append, reserve = _writer(key)
-    message = str_safely(exc)
+    extra = error_fields(exc)
     ts = monotonic_ns()
-    fields = {"duration_ns": ts - t0, "exception": type(exc).__qualname__, "message": message}
-    append((reserve(), ts, name, fields, EXIT))
+    append((reserve(), ts, name, {"duration_ns": ts - t0, **extra}, EXIT))
 
 
 def _on_yield(code: CodeType, offset: int, value: object) -> Any:
@@ -244,8 +243,8 @@ def _on_handled(code: CodeType, offset: int, exc: BaseException) -> None:
         where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
     append, reserve = _writer("exception.handled")
     fields = {
-        "type": type(exc).__qualname__,
-        "message": capture(str_safely(exc)),
+        "type": type_name(type(exc)),
+        "message": exception_message(exc),
         "where": where,
         "function": target[1],
     }
