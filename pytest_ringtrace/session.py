@@ -20,14 +20,14 @@ import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import instrument
-from instrument import Channel, Event, Snapshot
+from instrument import Channel, Event, Snapshot, StreamInfo
 from instrument.values import capture_fields
 from instrument.view.render import Style, printable
 from instrument.view.tree import FAILURE
@@ -329,11 +329,11 @@ class RingtracePlugin:
                 self.children.merge(snapshot, since, recorder)
             except Exception as exc:
                 warn(f"{item.nodeid}: cannot read child processes' events: {describe(exc)}")
-        pruned = _prune_idle_streams(snapshot) if since is not None else 0
+        idle = _prune_idle_streams(snapshot) if since is not None else []
         snapshot.origin_ns = failure_ns
         counts = summary(snapshot)  # what was recorded: the failure event is not counted
         if failure is not None:
-            add_failure_event(snapshot, failure_ns, failure)
+            add_failure_event(snapshot, failure_ns, failure, idle)
         snapshot.metadata.update(
             {
                 "test_id": item.nodeid,
@@ -344,7 +344,7 @@ class RingtracePlugin:
                 "window": window,
                 "failure_ns": failure_ns,
                 **_phase_starts(state.phase_starts),
-                "idle_streams_left_out": pruned,
+                "idle_streams_left_out": len(idle),
                 **(extra or {}),
             }
         )
@@ -487,16 +487,18 @@ def _file_name(path: str, directory: Path | None) -> str:
     return path
 
 
-def _prune_idle_streams(snapshot: Snapshot) -> int:
+def _prune_idle_streams(snapshot: Snapshot) -> list[StreamInfo]:
     """Leave out streams with no event in the test window and no loss.
 
     They belong to threads idle during the test, mostly threads of earlier
     tests that have ended; listing them would show empty lanes. A stream
-    with a gap or dropped events stays, so no loss is hidden. Returns how
-    many were left out.
+    with a gap or dropped events stays, so no loss is hidden. Returns the
+    streams left out.
     """
-    kept = [s for s in snapshot.streams if s.last_position is not None or s.gaps or s.dropped]
-    left_out = len(snapshot.streams) - len(kept)
+    kept, left_out = [], []
+    for stream in snapshot.streams:
+        busy = stream.last_position is not None or stream.gaps or stream.dropped
+        (kept if busy else left_out).append(stream)
     snapshot.streams = kept
     return left_out
 
@@ -536,7 +538,12 @@ def _failure_fields(call: pytest.CallInfo[None]) -> dict[str, Any] | None:
     }
 
 
-def add_failure_event(snapshot: Snapshot, when_ns: int, fields: dict[str, Any]) -> Event:
+def add_failure_event(
+    snapshot: Snapshot,
+    when_ns: int,
+    fields: dict[str, Any],
+    idle: Sequence[StreamInfo] = (),
+) -> Event:
     """Place a ``test.failure`` event in ``snapshot`` and return it.
 
     The failing test's exception is an event like any other, so that every
@@ -547,16 +554,20 @@ def add_failure_event(snapshot: Snapshot, when_ns: int, fields: dict[str, Any]) 
     ``CallInfo.stop``, when the phase ended by the exception, converted to
     the monotonic clock) on the thread that ran the test (the thread calling
     this), in that thread's stream; its position is that of the stream's
-    last event before it.
+    last event before it. Every format needs the event's stream: a stream of
+    that thread left out as idle (``idle``) comes back, and a thread that
+    recorded nothing gets an empty one.
     """
     thread = threading.current_thread()
     tid = thread.ident or 0
     stream = next((s for s in snapshot.streams if s.thread_id == tid), None)
-    if stream is not None:
-        channel = stream.channel
-    else:
-        channel = snapshot.streams[0].channel if snapshot.streams else "default"
-    name = stream.thread_name if stream is not None else thread.name
+    if stream is None:
+        stream = next((s for s in idle if s.thread_id == tid), None)
+        if stream is None:
+            stream = _empty_stream(snapshot, thread)
+        snapshot.streams.append(stream)
+    channel = stream.channel
+    name = stream.thread_name
     events = snapshot.events
     at = bisect.bisect_right(events, when_ns, key=lambda ev: ev.timestamp)
     position = next(
@@ -565,13 +576,29 @@ def add_failure_event(snapshot: Snapshot, when_ns: int, fields: dict[str, Any]) 
             for ev in reversed(events[max(at - 4096, 0) : at])
             if ev.thread_id == tid and ev.channel == channel
         ),
-        stream.first_position if stream is not None and stream.first_position else 0,
+        stream.first_position or 0,
     )
     event = Event(
         when_ns, FAILURE, "event", tid, name, capture_fields(fields), {}, channel, position
     )
     events.insert(at, event)
     return event
+
+
+def _empty_stream(snapshot: Snapshot, thread: threading.Thread) -> StreamInfo:
+    """A stream with no record for ``thread``, shaped like the snapshot's
+    first stream (the default channel's when there is none)."""
+    like = snapshot.streams[0] if snapshot.streams else None
+    return StreamInfo(
+        channel=like.channel if like else "default",
+        thread_id=thread.ident or 0,
+        thread_name=thread.name,
+        alive=True,
+        mode=like.mode if like else "overwrite",
+        subbuf_size=like.subbuf_size if like else 4096,
+        num_subbuf=like.num_subbuf if like else 16,
+        produced=0,
+    )
 
 
 def _exception_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str | None:

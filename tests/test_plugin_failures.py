@@ -444,3 +444,40 @@ def test_a_ring_that_wrapped_during_the_test_is_noted(pytester: pytest.Pytester)
         "note: the ring of MainThread wrapped during this test: its oldest events are gone "
         "(raise --ringtrace-num-subbuf or --ringtrace-subbuf-size)"
     ) in text
+
+
+OTHER_THREAD_ONLY = """
+from app import on_thread
+
+
+def test_only_another_thread_records():
+    on_thread("helper-thread", 7)
+    assert False
+"""
+
+
+def test_failure_event_gets_a_stream_when_the_test_thread_recorded_nothing(
+    pytester: pytest.Pytester,
+):
+    # The test's own thread recorded nothing in the window: its idle stream
+    # is left out, yet the test.failure event lands on that thread, so every
+    # format (CTF maps each event to a stream) needs the stream back.
+    make_app(pytester)
+    pytester.makepyfile(test_other=OTHER_THREAD_ONLY)
+    fast = [a for a in FAST if not a.startswith("--ringtrace-formats")]
+    result = pytester.runpytest("--ringtrace", *fast, "--ringtrace-formats=json,ctf,perfetto")
+    result.assert_outcomes(failed=1)
+    assert "could not write" not in result.stdout.str()
+    assert "could not write" not in result.stderr.str()
+    root = pytester.path / ".ringtrace"
+    assert len(list(root.rglob("*.ctf"))) == 1
+    assert len(list(root.rglob("*.perfetto.json"))) == 1
+    (json_file,) = root.rglob("test_other.py__*--attempt1.json")
+    snap = load(json_file)
+    failure = [e for e in snap.events if e.name == "test.failure"]
+    assert len(failure) == 1
+    assert any(
+        s.thread_id == failure[0].thread_id and s.channel == failure[0].channel
+        for s in snap.streams
+    )
+    assert [e.fields["n"] for e in snap.events if e.name == "app.tick"] == [7]
