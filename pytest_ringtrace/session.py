@@ -495,7 +495,8 @@ def _prune_idle_streams(snapshot: Snapshot) -> list[StreamInfo]:
     with a gap or dropped events stays, so no loss is hidden. Returns the
     streams left out.
     """
-    kept, left_out = [], []
+    kept: list[StreamInfo] = []
+    left_out: list[StreamInfo] = []
     for stream in snapshot.streams:
         busy = stream.last_position is not None or stream.gaps or stream.dropped
         (kept if busy else left_out).append(stream)
