@@ -236,8 +236,9 @@ class ModulePatch(_Undoable):
             if self.cancelled:
                 return
             wraps = engines.current().name == "wrapt"  # sysmon adds no frame
-            # values by default on the sysmon engine (on wrapt they cost ~5x a call)
-            values = not wraps if self.values is None else self.values
+            # values by default on both engines: a snapshot without them
+            # does not explain a failure (on wrapt they cost ~5x a bare traced call)
+            values = True if self.values is None else self.values
             for target, obj in _callables_of(module, self.package):
                 if not self._wanted(target.replace(":", ".")) or target in _active:
                     continue
@@ -338,7 +339,7 @@ def patch_module(
     be the one they read) and named in ``frame_readers`` of the returned
     group; the sysmon engine adds no frame and traces them. ``values``
     records every argument and the return value or exception (through
-    :mod:`instrument.values`); by default on the sysmon engine only.
+    :mod:`instrument.values`); on by default, ``values=False`` turns it off.
     """
     if not isinstance(package, str) or not re.match(r"^[A-Za-z_][\w.]*$", package):
         raise ValueError(f"patch_module takes a dotted package name, got {package!r}")
