@@ -326,9 +326,8 @@ def test_instrument_option_traces_an_undecorated_package(pytester: pytest.Pytest
     )
     result = pytester.runpytest("--ringtrace", *FAST, "--ringtrace-instrument", "plainpkg")
     text = section(result.stdout.str(), "ringtrace call")
-    assert re.search(r"ms  plainpkg\.calc\.double\(.*\)  \[\d", text), (
-        text
-    )  # entry and exit, one line
+    # entry and exit on one line, with the argument and the return value
+    assert re.search(r"ms  plainpkg\.calc\.double\(x=2\) -> 4  \[\d", text), text
 
 
 def test_the_header_counts_what_instrument_traced_and_left_untraced(pytester: pytest.Pytester):
