@@ -34,37 +34,17 @@ import os
 import statistics
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
-from time import monotonic_ns
 from typing import Any
 
-import wrapt
+# The same floors as bench_core (this script runs from benchmarks/, beside it).
+from bench_core import deque_tracer, floor_event
 
 import instrument
 from instrument import engines
 
 UNROLL = 10
 HAS_SYSMON = hasattr(sys, "monitoring")
-_buffer: deque[Any] = deque(maxlen=65536)
-
-
-@wrapt.decorator  # type: ignore[misc]
-def deque_tracer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """The floor of a traced call: entry and exit tuples into a deque."""
-    append = _buffer.append
-    append((monotonic_ns(), "entry", "bench.call", None))
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException:
-        append((monotonic_ns(), "exit", "bench.call", None))
-        raise
-    append((monotonic_ns(), "exit", "bench.call", None))
-    return result
-
-
-def floor_event(name: str, /, **fields: Any) -> None:
-    _buffer.append((monotonic_ns(), name, fields))
 
 
 def make(label: str) -> Callable[[int, int], int]:
