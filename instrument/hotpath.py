@@ -141,6 +141,7 @@ def event(name: str, /, **fields: Any) -> None:
         append, reserve = _local.routes[name]
     except (AttributeError, KeyError, TypeError):
         append, reserve = _route(check_name(name))  # checked: a tuple is a channel key
+    # plain()'s check, spelled inline: a call would cost as much as the write.
     for value in fields.values():
         kind = type(value)
         if kind is int:
