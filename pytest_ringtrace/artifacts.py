@@ -182,7 +182,7 @@ class ArtifactWriter:
         A format that fails (unknown, or its writer raised) is reported in
         the problems and the others are still written.
         """
-        from instrument.formats import get_format, write_snapshot
+        from instrument.formats import get_format, sharing, write_snapshot
 
         problems: list[str] = []
         suffixes: dict[str, str] = {}
@@ -195,11 +195,12 @@ class ArtifactWriter:
         if not suffixes:
             return paths, problems
         base = self._reserve(stem, list(suffixes.values()))
-        for fmt in suffixes:
-            try:
-                paths[fmt] = write_snapshot(snapshot, base, fmt).resolve()
-            except Exception as exc:
-                problems.append(f"format {fmt}: {describe(exc)}")
+        with sharing():  # the json file's encoding is the html page's too
+            for fmt in suffixes:
+                try:
+                    paths[fmt] = write_snapshot(snapshot, base, fmt).resolve()
+                except Exception as exc:
+                    problems.append(f"format {fmt}: {describe(exc)}")
         return paths, problems
 
     def remove(self, paths: dict[str, Path]) -> None:

@@ -4,6 +4,7 @@ back, escaping of hostile values, and the page drawn by headless Chromium."""
 from __future__ import annotations
 
 import contextlib
+import html
 import itertools
 import json
 import os
@@ -26,6 +27,9 @@ from instrument.formats import get_format, json_format, write_snapshot
 from instrument.formats import html as timeline
 
 DATA_BLOCK = re.compile(r'<script type="application/json" id="ringtrace-data">(.*?)</script>', re.S)
+SNAPSHOT_BLOCK = re.compile(
+    r'<script type="application/json" id="ringtrace-snapshot">(.*?)</script>', re.S
+)
 HOSTILE = [
     "</script><script>document.body.setAttribute('data-pwned','script')</script>",
     "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">",
@@ -148,11 +152,10 @@ def lossy_snapshot() -> Snapshot:
 
 
 def embedded(path: Path) -> dict[str, Any]:
-    """The data block parsed with nothing but a regex and json."""
-    found = DATA_BLOCK.search(path.read_text(encoding="utf-8"))
-    assert found is not None
-    data: dict[str, Any] = json.loads(found.group(1))
-    return data
+    """The timeline of the page at ``path`` as the page builds it from its
+    data blocks (Python's model; the Chromium tests check that the page's
+    script builds the same)."""
+    return timeline.read_data(path)
 
 
 # -- structure ----------------------------------------------------------------
@@ -169,15 +172,16 @@ def test_html_is_a_registered_format(tmp_path: Path) -> None:
 
 def test_the_page_is_self_contained(tmp_path: Path) -> None:
     text = write_snapshot(lossy_snapshot(), tmp_path / "snap", "html").read_text("utf-8")
-    page = DATA_BLOCK.sub("", text)  # recorded values may hold any URL; the page may not
+    # recorded values may hold any URL; the page may not
+    page = SNAPSHOT_BLOCK.sub("", DATA_BLOCK.sub("", text))
     assert not re.search(r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
     assert not re.search(r"https?://", page)
     assert not re.search(r"@import|url\(", page)
     assert not re.search(r"<(?:link|iframe|object|embed|img)\b", page, re.I)
     assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
     assert not re.search(r"\b(?:fetch|XMLHttpRequest|WebSocket|EventSource)\b", page)
-    # one data block, one script of our own
-    assert len(re.findall(r"<script\b", text)) == 2
+    # two data blocks (the page's data, the snapshot document), one script of our own
+    assert len(re.findall(r"<script\b", text)) == 3
 
 
 def test_the_embedded_json_reads_back_as_the_recorded_events(
@@ -235,16 +239,30 @@ def test_hostile_values_cannot_leave_the_data_block(tmp_path: Path) -> None:
     start = raw.index(b'id="ringtrace-data">') + len(b'id="ringtrace-data">')
     end = raw.index(b"</script>", start)
     block = raw[start:end]
-    # the block runs to the end of the data: nothing in it closed it early
+    # each block runs to the end of its data: nothing in it closed it early
     assert block.startswith(b'{"format":"ringtrace-timeline"')
     assert block.endswith(b"}")
     assert not set(block) & set(b"<>&")
-    assert b"\\u003c/script\\u003e" in block
-    assert raw[end:].count(b"</script>") == 2  # the data block's and the page script's
-    data = json.loads(block)
-    boom = next(e for e in data["events"] if data["names"][e[2]] == "boom")
-    assert list(boom[4].values()) == HOSTILE
+    assert b"\\u003c/script\\u003e" in block  # the test id, in the metadata
+    opening = b'<script type="application/json" id="ringtrace-snapshot">'
+    assert raw[end:].startswith(b"</script>\n" + opening)
+    start = end + len(b"</script>\n") + len(opening)
+    end = raw.index(b"</script>", start)
+    document = raw[start:end]
+    assert document.startswith(b'{"schema":"ringtrace-snapshot"')
+    assert document.endswith(b"]}\n")
+    assert not set(document) & set(b"<>&")
+    assert b"\\u003c/script\\u003e\\u003cscript\\u003e" in document
+    assert raw[end:].count(b"</script>") == 2  # the snapshot block's and the page script's
+    data = json.loads(raw[raw.index(b'id="ringtrace-data">') + 20 : raw.index(b"</script>")])
     assert data["snapshot"]["metadata"]["test_id"] == "tests/test_x.py::test_lossy[</script>]"
+    # the embedded snapshot is the json writer's document: it reads back equal
+    back = json_format.parse(document, path)
+    boom = next(e for e in back.events if e.name == "boom")
+    assert list(boom.fields.values()) == HOSTILE
+    model = embedded(path)
+    boom_row = next(e for e in model["events"] if model["names"][e[2]] == "boom")
+    assert list(boom_row[4].values()) == HOSTILE
 
 
 def test_values_a_browser_cannot_hold_are_written_as_strings(tmp_path: Path) -> None:
@@ -253,17 +271,22 @@ def test_values_a_browser_cannot_hold_are_written_as_strings(tmp_path: Path) -> 
     path = write_snapshot(snap, tmp_path / "s", "html")
     block = DATA_BLOCK.search(path.read_text("utf-8"))
     assert block is not None
-    data = json.loads(block.group(1), parse_constant=pytest.fail)  # strict: no NaN, no Infinity
-    open_call = next(e for e in data["events"] if data["names"][e[2]] == "open_call")
-    assert open_call[4] == {"value": str(2**60), "ratio": "NaN"}
-    weird = data["snapshot"]["metadata"]["weird"]
+    page = json.loads(block.group(1), parse_constant=pytest.fail)  # strict: no NaN, no Infinity
+    weird = page["snapshot"]["metadata"]["weird"]
     assert weird["1"] == [1, 2]
     assert weird["inf"] == "-Infinity"
     assert weird["obj"].startswith("<object object at 0x")
+    data = embedded(path)  # what the page shows
+    open_call = next(e for e in data["events"] if data["names"][e[2]] == "open_call")
+    assert open_call[4] == {"value": str(2**60), "ratio": "NaN"}
+    # the embedded snapshot is exact: only the object is its text
     back = timeline.read_html(path)
-    assert back.events[-3].fields == {"value": str(2**60), "ratio": "NaN"}
-    assert back.events[:-3] == snap.events[:-3]
+    assert repr(back.events[-3].fields) == repr(snap.events[-3].fields)
+    assert back.events[:-3] == snap.events[:-3] and back.events[-2:] == snap.events[-2:]
     assert back.streams == snap.streams
+    assert back.metadata["weird"][1] == (1, 2)
+    assert back.metadata["weird"]["inf"] == float("-inf")
+    assert back.metadata["weird"]["obj"] == weird["obj"]
 
 
 def spans_by_name(data: dict[str, Any]) -> dict[str, list[Any]]:
@@ -412,7 +435,7 @@ def test_reading_something_else_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(timeline.TimelineError, match="damaged"):
         timeline.read_html(damaged)
     future = tmp_path / "future.html"
-    future.write_text(text.replace('"version":1', '"version":99', 1))
+    future.write_text(text.replace('"version":2', '"version":99', 1))
     with pytest.raises(timeline.TimelineError, match="version 99"):
         timeline.read_html(future)
 
@@ -582,7 +605,10 @@ def with_script(page: Path, script: str, *, first: str = "") -> Path:
     DOM dump is then quick to write)."""
     out = page.with_name("probe-" + page.name)
     text = page.read_text("utf-8")
-    script += ';document.getElementById("ringtrace-data").textContent = "";'
+    script += (
+        ';document.getElementById("ringtrace-data").textContent = "";'
+        'document.getElementById("ringtrace-snapshot").textContent = "";'
+    )
     text = text.replace("</body>", f"<script>{script}</script></body>")
     if first:
         data = '<script type="application/json"'
@@ -849,3 +875,144 @@ def test_the_readme_screenshots_are_drawn_timelines(picture: str) -> None:
     header, _ = region_colours(png, 0, 0, 1400, 20)
     assert max(header.values()) > 1400 * 20 * 0.5
     assert near(header, "#0f172a") > 1400 * 20 * 0.5
+
+
+def identity_snapshot() -> Snapshot:
+    """What only pairing by identity (name and entry time) gets right, and
+    lanes only the page's own rules place.
+
+    Three coroutines named ``job`` overlap on one thread and end in another
+    order than they began; one of them raises. A thread id and name reused
+    by a later stream (told apart by position); a thread id beyond what a
+    JavaScript number holds; values JSON cannot hold as they are (a tuple,
+    a dict with an integer key, infinity); an asyncio task on a stream the
+    snapshot does not list.
+    """
+    first = stream(7, "worker", first=0, last=7)
+    again = stream(7, "worker", first=100, last=101)
+    huge = stream(2**62 + 1, "far", first=0, last=1)
+
+    def ev(t: int, name: str, kind: str, info: StreamInfo, pos: int, **fields: Any) -> Event:
+        return Event(
+            BASE + t,
+            name,
+            kind,
+            info.thread_id,
+            "worker" if info is not huge else "far",
+            fields,
+            {"pid": 42},
+            "default",
+            pos,
+        )
+
+    events = [
+        ev(0, "job", "entry", first, 0, n=(1, 2)),
+        ev(10, "job", "entry", first, 1, n={3: "three"}),
+        ev(20, "job", "entry", first, 2, n=float("inf")),
+        ev(30, "job", "exit", first, 3, duration_ns=20),  # the second job's
+        ev(35, "helper", "entry", first, 4),
+        ev(60, "job", "exit", first, 5, duration_ns=60, exception="KeyError"),  # the first's
+        ev(61, "helper", "exit", first, 6, duration_ns=26),
+        ev(62, "job", "exit", first, 7, duration_ns=42),  # the third's
+        ev(70, "again", "entry", again, 100),
+        ev(80, "again", "exit", again, 101, duration_ns=10),
+        ev(90, "far.call", "entry", huge, 0, id=2**63 - 5),
+        ev(95, "far.call", "exit", huge, 1, duration_ns=5),
+        Event(BASE + 96, "orphan", "entry", 5, "gone", {}, {"task": "Task-9"}, "default", 0),
+        Event(
+            BASE + 97,
+            "orphan",
+            "exit",
+            5,
+            "gone",
+            {"duration_ns": 1},
+            {"task": "Task-9"},
+            "default",
+            1,
+        ),
+    ]
+    return Snapshot(
+        events=events,
+        streams=[first, again, huge],
+        clock_offset_ns=OFFSET,
+        taken_at=BASE + 100,
+        pid=42,
+    )
+
+
+def test_identity_pairing_in_the_model(tmp_path: Path) -> None:
+    data = embedded(write_snapshot(identity_snapshot(), tmp_path / "id", "html"))
+    names = data["names"]
+    jobs = sorted((s[1] + 100, s[2] + 100, s[6]) for s in data["spans"] if names[s[7]] == "job")
+    assert jobs == [(0, 60, timeline.ERROR), (10, 30, 0), (20, 62, 0)]
+    lanes = data["lanes"]
+    by_name = {names[s[7]]: s[0] for s in data["spans"]}
+    assert by_name["again"] == 1 and by_name["job"] == 0  # the reused thread id, by position
+    assert lanes[2]["thread_id"] == str(2**62 + 1)  # beyond 2**53: its exact text
+    assert [(lane.get("task"), lane.get("parent")) for lane in lanes[3:]] == [
+        (None, None),
+        ("Task-9", 3),
+    ]
+    far = next(e for e in data["events"] if names[e[2]] == "far.call")
+    assert far[4] == {"id": str(2**63 - 5)}
+
+
+@pytest.mark.parametrize("make", ["lossy", "tasks", "identity", "interleaved", "orders", "empty"])
+def test_chromium_builds_the_same_timeline_as_the_python_model(
+    make: str,
+    chromium: str,
+    start_recording: Callable[..., Recorder],
+    tmp_path: Path,
+) -> None:
+    """The page pairs spans, places lanes and gaps itself from the embedded
+    snapshot: every event, span, gap, lane, name, context and count it builds
+    equals the Python model's."""
+    if make == "lossy":
+        snap = lossy_snapshot()
+    elif make == "tasks":
+        snap = tasks_snapshot()
+    elif make == "identity":
+        snap = identity_snapshot()
+    elif make == "interleaved":  # exits that are not the innermost open entry
+        info = stream(1, "MainThread", first=0, last=7)
+        order = ["task", "task", "step", "task", "step", "task", "solo", "solo"]
+        kinds = ["entry", "entry", "entry", "exit", "exit", "exit", "entry", "exit"]
+        events = [
+            Event(BASE + 10 * i, name, kind, 1, "MainThread", {}, {}, "default", i)
+            for i, (name, kind) in enumerate(zip(order, kinds, strict=True))
+        ]
+        snap = Snapshot(events=events, streams=[info], clock_offset_ns=0, taken_at=BASE + 70)
+    elif make == "orders":
+        snap = record_orders(start_recording)
+    else:
+        snap = Snapshot(events=[], streams=[], clock_offset_ns=OFFSET, taken_at=BASE)
+    page = write_snapshot(snap, tmp_path / make, "html")
+    probe = with_script(
+        page,
+        'document.body.setAttribute("data-model", '
+        "JSON.stringify(window.ringtraceTimeline.model()));",
+    )
+    attrs = body_attributes(run_chromium(chromium, tmp_path, probe, "--dump-dom"))
+    assert attrs["data-rendered"] == "1"
+    built = json.loads(html.unescape(attrs["data-model"]))
+    expected = timeline.read_data(page)
+    for key in ("names", "kinds", "contexts", "lanes", "events", "spans", "gaps", "summary"):
+        assert built[key] == expected[key], key
+    assert built["snapshot"] == expected["snapshot"]
+    assert len(built["events"]) == len(snap.events)
+
+
+def test_pages_of_version_1_are_still_read(tmp_path: Path) -> None:
+    """Version 1 embedded the model itself (built in Python when writing)."""
+    snap = tasks_snapshot()
+    data = timeline.model(snap)
+    data["version"] = 1
+    old = tmp_path / "old.html"
+    old.write_text(
+        '<!DOCTYPE html><script type="application/json" id="ringtrace-data">'
+        + json.dumps(data).replace("<", "\\u003c")
+        + "</script>",
+        "utf-8",
+    )
+    assert timeline.read_data(old) == data
+    assert timeline.read_html(old) == snap

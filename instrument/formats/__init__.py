@@ -8,6 +8,7 @@ after each write the ``ringtrace_snapshot_written`` sinks are called.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -16,7 +17,8 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -164,6 +166,30 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
         raise
     plugins.call_each("ringtrace_snapshot_written", snapshot=snapshot, path=dest, format=fmt)
     return dest
+
+
+_shared: ContextVar[dict[str, Any] | None] = ContextVar("ringtrace_shared_work", default=None)
+
+
+@contextlib.contextmanager
+def sharing() -> Iterator[None]:
+    """Writers called inside share what they compute from a snapshot.
+
+    For writing one snapshot in several formats (a failure's ``json`` and
+    ``html``): its JSON document is encoded once, and the HTML timeline
+    embeds the same bytes. The snapshot must not change inside (the
+    ``ringtrace_snapshot_written`` sinks get it read-only).
+    """
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def shared_memo() -> dict[str, Any] | None:
+    """The work shared inside :func:`sharing` (by the writers), else ``None``."""
+    return _shared.get()
 
 
 def make_private_dirs(directory: Path) -> None:

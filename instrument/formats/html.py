@@ -6,27 +6,37 @@ lane per stream (a thread, or a thread on one channel when there are
 several), spans as bars, point events as ticks, skipped sub-buffers and
 dropped events as marks, and the fields of whatever the pointer is on.
 
-The snapshot is embedded as JSON in a ``<script type="application/json">``
-block, written in chunks so a large snapshot never becomes one string. Every
-``<``, ``>`` and ``&`` in it is written as a ``\\u003c``-style escape, so no
-recorded value can end the block or open markup. The page draws values with
-``textContent`` and canvas text only, never as HTML.
+Two ``<script type="application/json">`` blocks carry the data, written in
+pieces so a large snapshot never becomes one string. Every ``<``, ``>`` and
+``&`` in them is written as a ``\\u003c``-style escape, so no recorded value
+can end a block or open markup. The page draws values with ``textContent``
+and canvas text only, never as HTML.
 
-Embedded data (``"format": "ringtrace-timeline"``, ``"version": 1``), as
-written by :func:`write_html`:
+* ``ringtrace-snapshot``: the snapshot as our JSON document
+  (:mod:`~instrument.formats.json_format`, the very bytes of the ``json``
+  file when both are written inside :func:`~instrument.formats.sharing`, as
+  a failure's files are), so writing the page costs little more than
+  escaping it. :func:`read_html` reads it back equal to the snapshot
+  written (a value no JSON snapshot holds is written as its text).
+* ``ringtrace-data`` (``"format": "ringtrace-timeline"``, ``"version": 2``):
+  ``t``, each event's time in ns relative to ``base_ns`` (exact in a
+  JavaScript number, where a monotonic timestamp may not be); ``summary``,
+  the counts the streams give; ``snapshot``: ``pid``, ``clock_offset_ns``,
+  ``taken_at``, ``since``, ``base_ns`` (as decimal strings: they may exceed
+  what a JavaScript number holds exactly), ``metadata``, and for the page
+  ``taken_at_rel`` (ns after ``base_ns``) and ``wall_ms``/``wall_sub_ns``
+  (wall-clock time of ``base_ns`` in milliseconds since the epoch and the
+  nanoseconds beyond). ``base_ns`` is the snapshot's origin
+  (:attr:`Snapshot.origin`: the failure when a test failed, else the moment
+  of the snapshot): the page's time axis is relative to it, as every other
+  view. ``origin_ns`` is the snapshot's own ``origin_ns`` (``null`` when
+  unset) and ``sources`` its traced names' ``file:line``. ``marks``:
+  ``[key, t]`` for metadata ``*_ns`` values that are times on the same
+  clock (the pytest plugin's ``failure_ns``), drawn as lines.
 
-* ``snapshot``: ``pid``, ``clock_offset_ns``, ``taken_at``, ``since``,
-  ``base_ns`` (as decimal strings: they may exceed what a JavaScript number
-  holds exactly), ``metadata``, and for the page ``taken_at_rel`` (ns after
-  ``base_ns``) and ``wall_ms``/``wall_sub_ns`` (wall-clock time of
-  ``base_ns`` in milliseconds since the epoch and the nanoseconds beyond).
-  ``base_ns`` is the snapshot's origin (:attr:`Snapshot.origin`: the
-  failure when a test failed, else the moment of the snapshot): the page's
-  time axis is relative to it, as every other view. ``origin_ns`` is the
-  snapshot's own ``origin_ns`` (``null`` when unset) and ``sources`` its
-  traced names' ``file:line``. ``marks``: ``[key, t]``
-  for metadata ``*_ns`` values that are times on the same clock (the pytest
-  plugin's ``failure_ns``), drawn as lines.
+The page's script builds the timeline from the two (:func:`model` builds the
+same in Python, and the tests compare them in Chromium):
+
 * ``lanes``: one per stream, every :class:`~instrument.model.StreamInfo`
   field plus ``events`` (count), ``skipped``, ``skipped_subbufs`` and
   ``synthetic`` (a lane made up for events whose stream the snapshot does
@@ -35,23 +45,23 @@ written by :func:`write_html`:
   (its name) and ``parent`` (its thread's lane): the page draws it under
   its thread, and entries and exits pair within the task.
 * ``events``: ``[t, kind, name, lane, fields, context, position]`` per
-  event in snapshot order; ``t`` is ns relative to ``base_ns``; ``kind``,
-  ``name`` and ``context`` index the ``kinds``, ``names`` and ``contexts``
-  tables.
+  event in snapshot order; ``kind``, ``name`` and ``context`` index the
+  ``kinds``, ``names`` and ``contexts`` tables.
 * ``spans``: ``[lane, start, end, entry, exit, depth, flags, name]``, sorted
   by lane, depth and start; ``entry``/``exit`` index ``events`` (-1 when
   missing); ``flags`` is a sum of :data:`ENTRY_LOST`, :data:`NO_EXIT`,
-  :data:`ERROR` and :data:`START_UNKNOWN`.
+  :data:`ERROR` and :data:`START_UNKNOWN`. An exit pairs with its own
+  entry (name and entry time, see :func:`~instrument.model.span_start`), so
+  overlapping coroutines on one thread never swap.
 * ``gaps``: ``[lane, start_position, end_position, t_before, t_after,
   records, subbufs]`` per skipped sub-buffer range; ``t_before``/``t_after``
   are the times of the events either side (``null`` when there is none).
-* ``summary``: the counts shown in the page header.
+* ``summary``: the counts shown in the page header, spans' among them.
 
-Values JSON cannot carry, or a browser would read wrongly, are written as
-strings: ``NaN`` and infinities, integers beyond 2**53, non-string keys;
-other objects as a bounded ``repr``. :func:`read_html` reads a timeline back
-into a :class:`~instrument.model.Snapshot`, equal to the one written but
-for those values.
+Values a browser would read wrongly are shown as strings: ``NaN`` and
+infinities, integers beyond 2**53 (their exact digits), non-string keys.
+Pages of version 1 (which embedded this model, built in Python) are still
+read by :func:`read_data` and :func:`read_html`.
 """
 
 from __future__ import annotations
@@ -68,12 +78,12 @@ from operator import itemgetter, sub
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ..model import Event, Snapshot, StreamInfo
+from ..model import Event, Snapshot, SnapshotFileError, StreamInfo
 from ..values import safe_repr
 from . import Format, json_format
 
 FORMAT_ID = "ringtrace-timeline"
-VERSION = 1
+VERSION = 2
 
 #: Span flags: the entry was not in the snapshot (overwritten or skipped).
 ENTRY_LOST = 1
@@ -86,8 +96,11 @@ START_UNKNOWN = 8
 
 TEMPLATE = "timeline.html"
 _PLACEHOLDER = "@@RINGTRACE_DATA@@"
+_SNAPSHOT_PLACEHOLDER = "@@RINGTRACE_SNAPSHOT@@"
 _DATA_OPEN = '<script type="application/json" id="ringtrace-data">'
-_CHUNK = 2048
+_SNAPSHOT_OPEN = '<script type="application/json" id="ringtrace-snapshot">'
+_CHUNK = 2048  # events per step of the model (the page's script steps alike)
+_TIMES_CHUNK = 16_384  # event times per piece of the page data
 _MAX_SAFE_INT = 2**53 - 1
 # Digits all made "0": a run of 16 may be an integer a browser cannot hold.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -104,12 +117,22 @@ class TimelineError(ValueError):
 
 
 @lru_cache(maxsize=1)
-def _template() -> tuple[bytes, bytes]:
+def _template() -> tuple[bytes, bytes, bytes]:
     text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
-    head, sep, tail = text.partition(_PLACEHOLDER)
-    if not sep or _PLACEHOLDER in tail or _DATA_OPEN not in head:
-        raise RuntimeError(f"{TEMPLATE} must hold {_PLACEHOLDER} once, inside the data block")
-    return head.encode("utf-8"), tail.encode("utf-8")
+    head, sep, rest = text.partition(_PLACEHOLDER)
+    middle, sep2, tail = rest.partition(_SNAPSHOT_PLACEHOLDER)
+    if (
+        not (sep and sep2)
+        or _PLACEHOLDER in tail
+        or _SNAPSHOT_PLACEHOLDER in tail
+        or not head.endswith(_DATA_OPEN)
+        or not middle.endswith(_SNAPSHOT_OPEN)
+    ):
+        raise RuntimeError(
+            f"{TEMPLATE} must hold {_PLACEHOLDER} and then {_SNAPSHOT_PLACEHOLDER} once "
+            "each, inside their data blocks"
+        )
+    return head.encode("utf-8"), middle.encode("utf-8"), tail.encode("utf-8")
 
 
 def _plain(value: Any) -> Any:
@@ -169,7 +192,14 @@ def _json(value: Any, fields: bool = False, ints: bool = False) -> bytes:
     else:
         if _SIXTEEN_DIGITS in data.translate(_DIGITS_TO_ZERO):
             data = _dumps(_plain(value))
-    # Outside strings JSON has no <, > or &: inside them, escapes mean the same.
+    return _escape(data)
+
+
+def _escape(data: bytes) -> bytes:
+    """JSON ``data`` that no recorded value can end a ``<script>`` block in.
+
+    Outside strings JSON has no <, > or &: inside them, escapes mean the same.
+    """
     return data.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
 
@@ -448,8 +478,72 @@ def _new_ids(table: _Table, values: Iterable[Any]) -> None:
             table.add(value)
 
 
-def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
-    """The embedded JSON document, in pieces of at most a few thousand events."""
+def _header(snapshot: Snapshot, base: int) -> dict[str, Any]:
+    """The page's ``snapshot`` member (see the module docstring)."""
+    wall = base + snapshot.clock_offset_ns
+    return {
+        "pid": snapshot.pid,
+        "clock_offset_ns": str(snapshot.clock_offset_ns),
+        "taken_at": str(snapshot.taken_at),
+        "since": None if snapshot.since is None else str(snapshot.since),
+        "base_ns": str(base),
+        "origin_ns": None if snapshot.origin_ns is None else str(snapshot.origin_ns),
+        "sources": snapshot.sources,
+        "taken_at_rel": snapshot.taken_at - base,
+        "since_rel": None if snapshot.since is None else snapshot.since - base,
+        "wall_ms": wall // 1_000_000,
+        "wall_sub_ns": wall % 1_000_000,
+        "metadata": snapshot.metadata,
+        "marks": _marks(snapshot.metadata, base),
+    }
+
+
+def _counts(snapshot: Snapshot) -> dict[str, int]:
+    """The page header's counts that the snapshot's streams give."""
+    return {
+        "events": len(snapshot.events),
+        # a thread id reused by a later thread of another name counts again
+        "threads": len({(info.thread_id, info.thread_name) for info in snapshot.streams}),
+        "streams": len(snapshot.streams),
+        "lost": snapshot.lost,
+        "dropped": snapshot.dropped,
+        "skipped": snapshot.skipped,
+        "skipped_subbufs": snapshot.skipped_subbufs,
+        "overwritten": snapshot.overwritten,
+    }
+
+
+def _times(times: list[int]) -> bytes:
+    """Event times as a JSON array (msgspec when installed), escaped."""
+    encode = json_format.fast_encode
+    if encode is not None and set(map(type, times)) <= {int}:
+        data: bytes = encode(times)
+        if _SIXTEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
+            return data
+    return _json(times)
+
+
+def _page_chunks(snapshot: Snapshot) -> Iterator[bytes]:
+    """The page data (version 2), in pieces: what the page's script needs
+    beside the snapshot document, which it reads as it is."""
+    events = snapshot.events
+    base = snapshot.origin
+    yield (
+        b'{"format":"ringtrace-timeline","version":2,"snapshot":'
+        + _json(_header(snapshot, base))
+        + b',"summary":'
+        + _json(_counts(snapshot))
+        + b',"t":['
+    )
+    for begin in range(0, len(events), _TIMES_CHUNK):
+        times = list(map(sub, map(_stamp, events[begin : begin + _TIMES_CHUNK]), repeat(base)))
+        data = _times(times)[1:-1]
+        yield data if begin == 0 else b"," + data
+    yield b"]}"
+
+
+def _model_chunks(snapshot: Snapshot) -> Iterator[bytes]:
+    """The timeline's model (see :func:`model`) as JSON, in pieces."""
     events = snapshot.events
     base = snapshot.origin
     lanes = _Lanes(snapshot.streams, snapshot.pid)
@@ -462,7 +556,7 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
     ctx_tasks = contexts.tasks
     name_of: list[int] = []  # each event's index in the names table
 
-    yield b'{"format":"ringtrace-timeline","version":1,"events":['
+    yield b'{"format":"ringtrace-timeline","version":2,"events":['
     for begin in range(0, len(events), _CHUNK):
         chunk = events[begin : begin + _CHUNK]
         # Column by column, in C-level passes (a failure's snapshot is tens of
@@ -566,38 +660,15 @@ def _data_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         data = _json(span_rows, ints=True)[1:-1]
         yield data if begin == 0 else b"," + data
 
-    wall = base + snapshot.clock_offset_ns
     flag_counts = Counter(map(_span_flags, laid))
     summary = {
-        "events": len(events),
-        # a thread id reused by a later thread of another name counts again
-        "threads": len({(info.thread_id, info.thread_name) for info in snapshot.streams}),
-        "streams": len(snapshot.streams),
-        "lost": snapshot.lost,
-        "dropped": snapshot.dropped,
-        "skipped": snapshot.skipped,
-        "skipped_subbufs": snapshot.skipped_subbufs,
-        "overwritten": snapshot.overwritten,
+        **_counts(snapshot),
         "spans": len(laid),
         "open_spans": sum(n for flag, n in flag_counts.items() if flag & NO_EXIT),
         "entry_lost": sum(n for flag, n in flag_counts.items() if flag & ENTRY_LOST),
         "errors": sum(n for flag, n in flag_counts.items() if flag & ERROR),
     }
-    header = {
-        "pid": snapshot.pid,
-        "clock_offset_ns": str(snapshot.clock_offset_ns),
-        "taken_at": str(snapshot.taken_at),
-        "since": None if snapshot.since is None else str(snapshot.since),
-        "base_ns": str(base),
-        "origin_ns": None if snapshot.origin_ns is None else str(snapshot.origin_ns),
-        "sources": snapshot.sources,
-        "taken_at_rel": snapshot.taken_at - base,
-        "since_rel": None if snapshot.since is None else snapshot.since - base,
-        "wall_ms": wall // 1_000_000,
-        "wall_sub_ns": wall % 1_000_000,
-        "metadata": snapshot.metadata,
-        "marks": _marks(snapshot.metadata, base),
-    }
+    header = _header(snapshot, base)
     yield b'],"gaps":' + _json(_gap_rows(lanes, positions, base))
     yield b',"names":' + _json(names.items)
     yield b',"kinds":' + _json(kinds.items)
@@ -631,37 +702,89 @@ def page_height(data: dict[str, Any]) -> int:
 
 
 def write_html(snapshot: Snapshot, out: BinaryIO) -> None:
-    """Write ``snapshot`` as a self-contained HTML timeline to binary ``out``."""
-    head, tail = _template()
+    """Write ``snapshot`` as a self-contained HTML timeline to binary ``out``.
+
+    The snapshot is embedded as our JSON document (inside
+    :func:`~instrument.formats.sharing`, the very bytes the ``json`` writer
+    encoded), escaped for its ``<script>`` block; the page's script builds
+    the timeline from it.
+    """
+    head, middle, tail = _template()
     out.write(head)
-    for piece in _data_chunks(snapshot):
+    for piece in _page_chunks(snapshot):
         out.write(piece)
+    out.write(middle)
+    for piece in json_format.document(snapshot, lenient=True):
+        out.write(_escape(piece))
     out.write(tail)
 
 
-def read_data(path: Path) -> dict[str, Any]:
-    """The JSON document embedded in the timeline at ``path``."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    start = text.find(_DATA_OPEN)
-    end = text.find("</script>", start) if start >= 0 else -1
-    if end < 0:
-        raise TimelineError(f"{path}: not a ringtrace HTML timeline (no embedded data)")
-    try:
-        data = json.loads(text[start + len(_DATA_OPEN) : end])
-    except ValueError as exc:
-        raise TimelineError(f"{path}: the embedded timeline data is damaged: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_ID:
-        raise TimelineError(f"{path}: not a ringtrace HTML timeline")
-    if data.get("version") != VERSION:
-        raise TimelineError(
-            f"{path}: timeline data version {data.get('version')!r}, this reader knows {VERSION}"
-        )
+def model(snapshot: Snapshot) -> dict[str, Any]:
+    """The timeline the page draws for ``snapshot``, as plain data.
+
+    What the page's script builds from the embedded snapshot (the tests run
+    both on the same pages and compare): ``events``, ``spans``, ``gaps``,
+    ``names``, ``kinds``, ``contexts``, ``lanes``, ``summary`` and
+    ``snapshot``, laid out as the module docstring says.
+    """
+    data: dict[str, Any] = json.loads(b"".join(_model_chunks(snapshot)))
     return data
 
 
+def _block(path: Path, text: str, opening: str) -> str:
+    start = text.find(opening)
+    end = text.find("</script>", start) if start >= 0 else -1
+    if end < 0:
+        raise TimelineError(f"{path}: not a ringtrace HTML timeline (no embedded data)")
+    return text[start + len(opening) : end]
+
+
+def _page(path: Path) -> tuple[dict[str, Any], str]:
+    """The page data of the timeline at ``path`` (checked), and the page's text."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(_block(path, text, _DATA_OPEN))
+    except ValueError as exc:
+        if isinstance(exc, TimelineError):
+            raise
+        raise TimelineError(f"{path}: the embedded timeline data is damaged: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_ID:
+        raise TimelineError(f"{path}: not a ringtrace HTML timeline")
+    if data.get("version") not in (1, VERSION):
+        raise TimelineError(
+            f"{path}: timeline data version {data.get('version')!r}, this reader knows "
+            f"1 and {VERSION}"
+        )
+    return data, text
+
+
+def _embedded_snapshot(path: Path, text: str) -> Snapshot:
+    block = _block(path, text, _SNAPSHOT_OPEN)
+    try:
+        return json_format.parse(block.encode("utf-8"), path)
+    except SnapshotFileError as exc:
+        raise TimelineError(f"{path}: the embedded snapshot is damaged: {exc.problem}") from None
+
+
+def read_data(path: Path) -> dict[str, Any]:
+    """The timeline at ``path`` as its page draws it (see :func:`model`); for
+    a page of version 1, the data it embedded, which was that model."""
+    data, text = _page(path)
+    if data["version"] == 1:
+        return data
+    return model(_embedded_snapshot(Path(path), text))
+
+
 def read_html(path: Path) -> Snapshot:
-    """Read a timeline written by :func:`write_html` back into a Snapshot."""
-    data = read_data(path)
+    """Read a timeline written by :func:`write_html` back into a Snapshot.
+
+    It equals the snapshot written, but for values no JSON snapshot holds,
+    written as their text (and, in a page of version 1, for the values that
+    version wrote as strings).
+    """
+    data, text = _page(path)
+    if data["version"] != 1:
+        return _embedded_snapshot(Path(path), text)
     try:
         head = data["snapshot"]
         base = int(head["base_ns"])

@@ -144,7 +144,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol, cast, overload
 
 from ..model import Event, Snapshot, SnapshotFileError, StreamInfo
-from . import Format, open_for_reading
+from ..values import safe_repr
+from . import Format, open_for_reading, shared_memo
 
 SCHEMA = "ringtrace-snapshot"
 VERSION = 1
@@ -187,8 +188,12 @@ _kind, _fields, _context = _columns[2], _columns[5], _columns[6]
 # --------------------------------------------------------------------------- writing
 
 
-def _plain(value: Any, where: str) -> Any:
-    """``value`` as JSON-ready data, tagging what JSON cannot hold (see *Values*)."""
+def _plain(value: Any, where: str, lenient: bool = False) -> Any:
+    """``value`` as JSON-ready data, tagging what JSON cannot hold (see *Values*).
+
+    Any other object is a ``TypeError``; with ``lenient``, its bounded text
+    instead (for a page that shows a snapshot, which must not fail on one).
+    """
     t = type(value)
     if t is str or t is int or t is bool or value is None:
         return value
@@ -199,33 +204,42 @@ def _plain(value: Any, where: str) -> Any:
     if isinstance(value, int):
         return int(value)
     if t is list:
-        return [_plain(v, where) for v in value]
+        return [_plain(v, where, lenient) for v in value]
     if t is tuple:
-        return {"$tuple": [_plain(v, where) for v in value]}
+        return {"$tuple": [_plain(v, where, lenient) for v in value]}
     if t is dict:
         if all(type(k) is str and not k.startswith("$") for k in value):
-            return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
-        return {"$dict": [[_plain(k, where), _plain(v, where)] for k, v in value.items()]}
+            return {k: _plain(v, f"{where}[{k!r}]", lenient) for k, v in value.items()}
+        return {
+            "$dict": [
+                [_plain(k, where, lenient), _plain(v, where, lenient)] for k, v in value.items()
+            ]
+        }
+    if lenient:
+        return safe_repr(value)
     raise TypeError(
         f"{where} holds a {t.__name__}, which a ringtrace JSON snapshot cannot store "
         "(plain data only: str, int, float, bool, None, list, tuple, dict)"
     )
 
 
-def _plain_mapping(value: Any, where: str) -> dict[str, Any]:
-    """A top-level mapping (fields, context, metadata): string keys, tagged values."""
+def _plain_mapping(value: Any, where: str, lenient: bool = False) -> dict[str, Any]:
+    """A top-level mapping (fields, context, metadata): string keys, tagged
+    values (``lenient``: a key that is not a str becomes its text, see :func:`_plain`)."""
     if type(value) is not dict:
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
+    if lenient:
+        value = {k if type(k) is str else safe_repr(k): v for k, v in value.items()}
     for key in value:
         if type(key) is not str:
             raise TypeError(f"{where} has a key that is not a str: {key!r}")
-    return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    return {k: _plain(v, f"{where}[{k!r}]", lenient) for k, v in value.items()}
 
 
 _EVENT_TYPES = (int, str, str, int, str, dict, dict, str, int)
 
 
-def _plain_event(index: int, ev: Any) -> list[Any]:
+def _plain_event(index: int, ev: Any, lenient: bool = False) -> list[Any]:
     """One event row, checked member by member (the slow, precise path)."""
     where = f"snapshot event {index}"
     if not isinstance(ev, tuple) or len(ev) != len(EVENT_FIELDS):
@@ -240,8 +254,8 @@ def _plain_event(index: int, ev: Any) -> list[Any]:
     row = list(ev)
     for i in (0, 1, 3, 4, 7, 8):
         row[i] = _plain(ev[i], f"{where}: {EVENT_FIELDS[i]}")
-    row[5] = _plain_mapping(ev[5], f"{where}: fields")
-    row[6] = _plain_mapping(ev[6], f"{where}: context")
+    row[5] = _plain_mapping(ev[5], f"{where}: fields", lenient)
+    row[6] = _plain_mapping(ev[6], f"{where}: context", lenient)
     return row
 
 
@@ -310,7 +324,7 @@ def _fast_encoder() -> Any:
 fast_encode: Any = _fast_encoder()
 
 
-def _encode_block(block: list[Event], first_index: int) -> bytes:
+def _encode_block(block: list[Event], first_index: int, lenient: bool = False) -> bytes:
     """``block`` as event rows separated by commas (no enclosing brackets)."""
     if _block_is_plain(block):
         encode = fast_encode
@@ -326,7 +340,7 @@ def _encode_block(block: list[Event], first_index: int) -> bytes:
             return _encode(block)[1:-1].encode("ascii")
         except ValueError:  # unreachable for a plain block; kept as a guard
             pass
-    rows = [_plain_event(first_index + i, ev) for i, ev in enumerate(block)]
+    rows = [_plain_event(first_index + i, ev, lenient) for i, ev in enumerate(block)]
     return _encode(rows)[1:-1].encode("ascii")
 
 
@@ -345,7 +359,7 @@ def _utc(ns: int) -> str:
     return f"{when:%Y-%m-%dT%H:%M:%S}.{rest:09d}Z"
 
 
-def _stream_obj(index: int, info: StreamInfo) -> dict[str, Any]:
+def _stream_obj(index: int, info: StreamInfo, lenient: bool = False) -> dict[str, Any]:
     where = f"snapshot stream {index}"
     if not isinstance(info, StreamInfo):
         raise TypeError(f"{where} is not a StreamInfo: {type(info).__name__}")
@@ -365,7 +379,7 @@ def _stream_obj(index: int, info: StreamInfo) -> dict[str, Any]:
         "dropped": _plain(info.dropped, f"{where}: dropped"),
         "skipped": info.skipped,
         "skipped_subbufs": info.skipped_subbufs,
-        "context": _plain_mapping(info.context, f"{where}: context"),
+        "context": _plain_mapping(info.context, f"{where}: context", lenient),
     }
 
 
@@ -373,13 +387,43 @@ def _member(key: str, value: Any) -> str:
     return f"{_encode(key)}:{_encode(value)}"
 
 
-def write(snapshot: Snapshot, out: BinaryOut) -> None:
-    """Write ``snapshot`` to the binary file ``out`` as our JSON (schema above).
+#: A document shared between writers (see :func:`instrument.formats.sharing`)
+#: is kept up to this many bytes; a larger one is encoded again by each.
+SHARE_MAX_BYTES = 256 << 20
 
-    Streams: the header, then the events in blocks of :data:`CHUNK_EVENTS`,
-    each encoded and written before the next is built. Raises ``TypeError``
-    naming the event or stream that holds something JSON cannot store.
+
+def document(snapshot: Snapshot, *, lenient: bool = False) -> Iterator[bytes]:
+    """``snapshot`` as our JSON (schema above), in pieces: the header, then
+    the events in blocks of :data:`CHUNK_EVENTS`, each encoded when asked
+    for, then the end.
+
+    Raises ``TypeError`` naming the event or stream that holds something
+    JSON cannot store; with ``lenient`` such a value is written as its
+    bounded text instead (the HTML timeline embeds the document so: a page
+    must show any snapshot). Inside :func:`instrument.formats.sharing`, the
+    pieces are encoded once per snapshot and reused by the next writer.
     """
+    memo = shared_memo()
+    key = (id(snapshot), id(snapshot.events), len(snapshot.events))
+    if memo is not None:
+        found = memo.get("json")
+        if found is not None and found[0] is snapshot and found[1] == key:
+            yield from found[2]
+            return
+    kept: list[bytes] | None = [] if memo is not None and not lenient else None
+    size = 0
+    for piece in _pieces(snapshot, lenient):
+        if kept is not None:
+            kept.append(piece)
+            size += len(piece)
+            if size > SHARE_MAX_BYTES:
+                kept = None
+        yield piece
+    if kept is not None and memo is not None:
+        memo["json"] = (snapshot, key, kept)
+
+
+def _pieces(snapshot: Snapshot, lenient: bool) -> Iterator[bytes]:
     events = snapshot.events
     head = [
         _member("schema", SCHEMA),
@@ -392,7 +436,7 @@ def write(snapshot: Snapshot, out: BinaryOut) -> None:
         _member("taken_at", _plain(snapshot.taken_at, "snapshot taken_at")),
         _member("since", _plain(snapshot.since, "snapshot since")),
         _member("origin_ns", _plain(snapshot.origin_ns, "snapshot origin_ns")),
-        _member("sources", _plain_mapping(snapshot.sources, "snapshot sources")),
+        _member("sources", _plain_mapping(snapshot.sources, "snapshot sources", lenient)),
     ]
     # informational; a hand-made snapshot may hold an impossible clock
     with contextlib.suppress(OverflowError, OSError, ValueError, TypeError):
@@ -406,30 +450,42 @@ def write(snapshot: Snapshot, out: BinaryOut) -> None:
         "overwritten": snapshot.overwritten,
     }
     counts = [_member("event_count", len(events)), _member("totals", totals)]
-    metadata = _member("metadata", _plain_mapping(snapshot.metadata, "snapshot metadata"))
-    streams = ",\n".join(_encode(_stream_obj(i, s)) for i, s in enumerate(snapshot.streams))
-    out.write(
-        (
-            "{"
-            + ",".join(head)
-            + ",\n"
-            + ",".join(info)
-            + ",\n"
-            + ",".join(counts)
-            + ",\n"
-            + metadata
-            + ',\n"streams":[\n'
-            + streams
-            + ("\n" if streams else "")
-            + "],\n"
-            + _member("event_fields", EVENT_FIELDS)
-            + ',\n"events":['
-        ).encode("ascii")
+    metadata = _member("metadata", _plain_mapping(snapshot.metadata, "snapshot metadata", lenient))
+    streams = ",\n".join(
+        _encode(_stream_obj(i, s, lenient)) for i, s in enumerate(snapshot.streams)
     )
+    yield (
+        "{"
+        + ",".join(head)
+        + ",\n"
+        + ",".join(info)
+        + ",\n"
+        + ",".join(counts)
+        + ",\n"
+        + metadata
+        + ',\n"streams":[\n'
+        + streams
+        + ("\n" if streams else "")
+        + "],\n"
+        + _member("event_fields", EVENT_FIELDS)
+        + ',\n"events":['
+    ).encode("ascii")
     for start in range(0, len(events), CHUNK_EVENTS):
-        block = _encode_block(events[start : start + CHUNK_EVENTS], start)
-        out.write((b",\n" if start else b"\n") + block)
-    out.write(b"\n]}\n")
+        block = _encode_block(events[start : start + CHUNK_EVENTS], start, lenient)
+        yield (b",\n" if start else b"\n") + block
+    yield b"\n]}\n"
+
+
+def write(snapshot: Snapshot, out: BinaryOut) -> None:
+    """Write ``snapshot`` to the binary file ``out`` as our JSON (schema above).
+
+    Streams: the header, then the events in blocks of :data:`CHUNK_EVENTS`,
+    each encoded and written before the next is built (see :func:`document`).
+    Raises ``TypeError`` naming the event or stream that holds something JSON
+    cannot store.
+    """
+    for piece in document(snapshot):
+        out.write(piece)
 
 
 def write_gzip(snapshot: Snapshot, out: IO[bytes]) -> None:
@@ -898,7 +954,13 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
     size in memory. Any other layout of the same document is read whole.
     """
     path = Path(os.fspath(path))
-    data = _read_bytes(path)
+    return parse(_read_bytes(path), path)
+
+
+def parse(data: bytes, path: str | os.PathLike[str]) -> Snapshot:
+    """:func:`read` of a document already in memory (``data``, not empty),
+    e.g. the one an HTML timeline embeds; ``path`` names it in errors."""
+    path = Path(os.fspath(path))
     found = _split_blocks(data)
     lazy: BlockEvents | None = None
     if found is not None:
