@@ -193,6 +193,10 @@ class Filters:
         return not self.names or any(fnmatch.fnmatchcase(name, g) for g in self.names)
 
 
+class _TooLong(Exception):
+    """A bounded render made more lines than its budget (see ``FailureView.fit``)."""
+
+
 class FailureView:
     """Renders a snapshot as the failure view (see the module docstring).
 
@@ -222,6 +226,9 @@ class FailureView:
         self.filters = filters or Filters()
         self.sources = snapshot.sources if sources else {}
         self.left_out: list[str] = []
+        #: Lines :meth:`render` may still make (``None``: no bound): a
+        #: render that cannot fit stops at once instead of making every line.
+        self._room: int | None = None
         from .processes import stream_pids
 
         self.pids = stream_pids(snapshot)  # child processes' threads: [pid] name
@@ -292,6 +299,10 @@ class FailureView:
         return " ".join(p for p in (f"* {printable(ev.name)}", detail, ctx) if p)
 
     def line(self, ts: int, depth: int, text: str, name: str | None = None) -> str:
+        if self._room is not None:
+            self._room -= 1
+            if self._room < 0:
+                raise _TooLong
         head = f"{self.time(ts)}  {'  ' * depth}"
         body = _cut(text, self.width - len(head))
         where = self.sources.get(name) if name else None
@@ -375,22 +386,27 @@ class FailureView:
     def fit(self, roots: Sequence[Node], budget: int, what: str) -> list[str]:
         """The roots' lines within ``budget``: deep calls folded first, then
         the earliest roots left out (and said so)."""
-        deepest = _depth(roots)
-        lines = self.render(roots, 0, deepest)
-        max_depth = deepest
-        while len(lines) > budget and max_depth > 0:
+        # Each try stops at the budget's line, so a ring of 64k calls costs
+        # a few budgets of lines, not one line per call per depth tried.
+        max_depth = _depth(roots)
+        while True:
+            lines = self._within(roots, max_depth, budget)
+            if lines is not None:
+                return lines
+            if max_depth == 0:
+                break
             max_depth -= 1
-            lines = self.render(roots, 0, max_depth)
-        if len(lines) <= budget:
-            return lines
         kept: list[list[str]] = []
         used = 1
         for root in reversed(roots):
-            chunk = self.render([root], 0, max_depth)
-            if kept and used + len(chunk) > budget:
-                break
-            kept.append(chunk[-(budget - 1) :] if not kept else chunk)
-            used += len(kept[-1])
+            if kept:
+                chunk = self._within([root], max_depth, budget - used)
+                if chunk is None:
+                    break
+            else:  # the latest root is shown, its last lines if need be
+                chunk = self.render([root], 0, max_depth)[-(budget - 1) :]
+            kept.append(chunk)
+            used += len(chunk)
         left = len(roots) - len(kept)
         out: list[str] = []
         if left:
@@ -398,6 +414,16 @@ class FailureView:
         for chunk in reversed(kept):
             out.extend(chunk)
         return out
+
+    def _within(self, roots: Sequence[Node], max_depth: int, budget: int) -> list[str] | None:
+        """The roots' lines down to ``max_depth``, or ``None`` past ``budget``."""
+        self._room = budget
+        try:
+            return self.render(roots, 0, max_depth)
+        except _TooLong:
+            return None
+        finally:
+            self._room = None
 
     # -- the whole view ----------------------------------------------------------
 
