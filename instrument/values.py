@@ -49,6 +49,7 @@ import reprlib
 import sys
 import threading
 import types
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -408,20 +409,19 @@ def _plain_items(items: Iterable[Any], limit: int, redactor: Redactor) -> bool:
     """Whether ``items`` are all plain values a C ``repr`` shows as they
     are: numbers of up to 64 bits, ``None``, and strings short enough,
     with nothing to redact and no credential-like name (a header pair)."""
-    kinds = set(map(type, items))
-    if not _STR_OR_NUMBER.issuperset(kinds):
-        return False
-    if str in kinds:
-        strings = [v for v in items if type(v) is str]
-        if max(map(len, strings)) > limit // 4:
-            return False
-        if redactor.patterns and (
-            any(map(might_hide, strings)) or any(map(redactor.hides, strings))
-        ):
-            return False
-    if int in kinds:
-        ints = [v for v in items if type(v) is int]
-        if max(ints) >= _INT_BOUND or min(ints) <= -_INT_BOUND:
+    longest = limit // 4
+    redacting = bool(redactor.patterns)
+    for item in items:  # a loop of type checks: containers here hold up to 16 items
+        kind = type(item)
+        if kind is int:
+            if not -_INT_BOUND < item < _INT_BOUND:
+                return False
+        elif kind is str:
+            if len(item) > longest:
+                return False
+            if redacting and (might_hide(item) or redactor.hides(item)):
+                return False
+        elif kind not in _NUMBERS:
             return False
     return True
 
@@ -546,7 +546,7 @@ class _Render:
             storage = _instance_dict(value)
             mod = None if storage is None else storage.get("__name__")
             return f"<module {mod}>" if type(mod) is str else "<module>"
-        return f"<{name}>"
+        return _opaque(cls, name)
 
     def _sequence(self, value: Any, cls: type, base: Any, left: str, right: str, depth: int) -> str:
         # the base type's own C methods: a subclass's __iter__ is never called
@@ -648,9 +648,30 @@ _stdlib_modules_seen = 0
 #: Exact containers rendered by their own C repr when they hold plain values.
 _FAST_CONTAINERS = frozenset((list, tuple, set, frozenset, dict))
 _FAST_ITEMS = 16
-_STR_OR_NUMBER = frozenset((str, int, float, bool, type(None)))
 #: Builtin containers whose length is shown, read with their own C ``__len__``.
 _SIZED: tuple[Any, ...] = (dict, list, tuple, set, frozenset, deque)
+
+
+#: The safe text of instances of classes shown by name alone (no fields,
+#: no length): id of the class -> (weak reference to it, ``<name>``). Most
+#: arguments a whole-package trace records are such objects; the cache
+#: spares the class walk for each. Weak: it keeps no class alive, and an id
+#: reused by a later class does not match the dead one's reference.
+_OPAQUE: dict[int, tuple[weakref.ref[type], str]] = {}
+_OPAQUE_MAX = 4096
+
+
+def _opaque(cls: type, name: str) -> str:
+    """``<name>``, remembered for ``cls`` (see :data:`_OPAQUE`)."""
+    text = f"<{name}>"
+    try:
+        ref = weakref.ref(cls)
+    except TypeError:
+        return text
+    if len(_OPAQUE) >= _OPAQUE_MAX:
+        _OPAQUE.clear()
+    _OPAQUE[id(cls)] = (ref, text)
+    return text
 
 
 def _big_int(value: int) -> str:
@@ -709,6 +730,10 @@ class Capturer:
             text = _plain_container(value, cls, self.limit, self.redactor)
             if text is not None:
                 return text
+        elif self.mode == "safe":
+            known = _OPAQUE.get(id(cls))
+            if known is not None and known[0]() is cls:
+                return known[1]
         if cls is int:
             return _big_int(value)  # type: ignore[arg-type]
         if cls is str:

@@ -466,6 +466,27 @@ def test_safe_representations_of_builtin_values(recorder: Recorder) -> None:
     assert got["func"].startswith("<TracedFunction")
 
 
+def test_instances_shown_by_class_name_keep_no_class_alive(recorder: Recorder) -> None:
+    # Safe mode remembers the text of such classes by id: a class made
+    # after another one died may reuse its id, and must show its own name.
+    for n in range(200):
+        cls = type(f"Made{n}", (), {})
+        assert capture(cls()) == f"<Made{n}>"
+        gone = weakref.ref(cls)
+        del cls
+        gc.collect()
+        assert gone() is None, "the capture cache keeps the class alive"
+
+
+def test_a_class_given_dataclass_fields_is_shown_with_them(recorder: Recorder) -> None:
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    assert capture(Point(3)).endswith("Point(x=3)")
+    assert capture(Point(4)).endswith("Point(x=4)")  # not the first text, remembered
+
+
 def test_a_self_containing_container_is_bounded(recorder: Recorder) -> None:
     loop: list[Any] = [1]
     loop.append(loop)

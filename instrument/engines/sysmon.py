@@ -44,7 +44,7 @@ from .. import hotpath
 from ..hotpath import error_fields
 from ..sources import note_source
 from ..stream import ENTRY, EXIT
-from ..values import capture_fields, exception_message, type_name
+from ..values import exception_message, type_name
 from . import TraceOptions, Undo, unwrap_descriptor
 
 monitoring: Any = getattr(sys, "monitoring", None)
@@ -128,7 +128,7 @@ def _slow_start(key: Any) -> tuple[Any, Any, list[int]]:
 
 def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
     values = frame.f_locals
-    return capture_fields({n: values[n] for n in names if n in values})
+    return hotpath.plain({n: values[n] for n in names if n in values})
 
 
 def _on_start(code: CodeType, offset: int) -> Any:
@@ -172,7 +172,7 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
         except (AttributeError, KeyError, IndexError):  # entered before recording started
             return None
     if wants_retval:
-        extra = capture_fields({"retval": retval})  # {} when values are off
+        extra = hotpath.plain({"retval": retval})  # {} when values are off
         ts = monotonic_ns()
         append((reserve(), ts, name, {"duration_ns": ts - t0, **extra}, EXIT))
     else:

@@ -27,7 +27,6 @@ import wrapt
 from .. import hotpath
 from ..hotpath import call_wrapper, emit, emit_exit, error_fields
 from ..stream import ENTRY
-from ..values import capture_fields
 from . import TraceOptions, Undo, unwrap_descriptor
 
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -65,7 +64,7 @@ def _capture_for(func: Any, wanted: tuple[str, ...] | None) -> hotpath.Capture |
             except TypeError as exc:  # the call itself is wrong: it will raise too
                 return {"arguments_error": str(exc)}
         # Captured now, redacted by parameter name (see instrument.values).
-        return capture_fields({name: got[name] for name in wanted if name in got})
+        return hotpath.plain({name: got[name] for name in wanted if name in got})
 
     return capture
 
@@ -75,8 +74,8 @@ def _finish_for(retval: bool) -> hotpath.Finish | None:
         return None
 
     def finish(result: Any) -> dict[str, Any]:
-        # no "retval" at all when values are off (capture_fields gives {})
-        return capture_fields({"retval": result})
+        # no "retval" at all when values are off (plain gives {})
+        return hotpath.plain({"retval": result})
 
     return finish
 
