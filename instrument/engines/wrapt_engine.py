@@ -64,7 +64,8 @@ def _capture_for(func: Any, wanted: tuple[str, ...] | None) -> hotpath.Capture |
             except TypeError as exc:  # the call itself is wrong: it will raise too
                 return {"arguments_error": str(exc)}
         # Captured now, redacted by parameter name (see instrument.values).
-        return hotpath.plain({name: got[name] for name in wanted if name in got})
+        fields: dict[str, Any] = hotpath.plain({n: got[n] for n in wanted if n in got})
+        return fields
 
     return capture
 
@@ -75,7 +76,8 @@ def _finish_for(retval: bool) -> hotpath.Finish | None:
 
     def finish(result: Any) -> dict[str, Any]:
         # no "retval" at all when values are off (plain gives {})
-        return hotpath.plain({"retval": result})
+        fields: dict[str, Any] = hotpath.plain({"retval": result})
+        return fields
 
     return finish
 
