@@ -259,6 +259,36 @@ def test_unpatch_switches_off_exactly_what_it_switched_on(package: Any, recorder
     assert recorded() == [("entry", f"{name}.mod.f"), ("exit", f"{name}.mod.f")]
 
 
+def test_a_registration_changed_while_recording_takes_effect_at_once(
+    package: Any, recorder: Recorder
+) -> None:
+    # Each thread caches what a code object records as; a change of the
+    # registration in force must not leave a thread recording the old one.
+    name = package(PACKAGE)
+    mod = importlib.import_module(f"{name}.mod")
+    first = instrument.patch(f"{name}.mod:f", name="first.f", fields="*")
+    second = instrument.patch(f"{name}:f", name="second.f")
+    mod.f(1)  # cached as the first registration
+    first.unpatch()  # now the second is in force: no arguments
+    mod.f(2)
+    second.unpatch()
+    mod.f(3)  # not traced any more
+    again = instrument.patch(f"{name}.mod:f", name="third.f", retval=True)
+    mod.f(4)
+    again.unpatch()
+    calls = [(ev.kind, ev.name, ev.fields) for ev in instrument.snapshot().events]
+    assert [(kind, n) for kind, n, _ in calls] == [
+        ("entry", "first.f"),
+        ("exit", "first.f"),
+        ("entry", "second.f"),
+        ("exit", "second.f"),
+        ("entry", "third.f"),
+        ("exit", "third.f"),
+    ]
+    assert calls[0][2] == {"x": 1} and not calls[2][2]
+    assert calls[5][2]["retval"] == 5
+
+
 def test_what_monitoring_cannot_see_keeps_the_wrapt_path(package: Any, recorder: Recorder) -> None:
     name = package({"__init__.py": "import math\nsqrt = math.sqrt\n"})
     pkg = importlib.import_module(name)

@@ -77,6 +77,11 @@ _local: Any = threading.local()  # hotpath's thread-local while recording
 _lock = threading.RLock()
 
 
+def _new_epoch() -> None:
+    global _epoch
+    _epoch = object()
+
+
 def free_tool_id() -> int | None:
     """A ``sys.monitoring`` tool id no tool holds, of those ringtrace takes."""
     if monitoring is None:
@@ -114,16 +119,37 @@ def _writer(key: Any) -> Any:
         return hotpath._route(key)
 
 
-def _slow_start(key: Any) -> tuple[Any, Any, list[int]]:
-    """The writer pair for ``key`` and the thread's stack of entry times."""
-    append, reserve = hotpath._route(key)
+#: Replaced whenever a target changes, so that threads' cached entries
+#: made before (see :func:`_entry_of`) are seen stale and made again.
+_epoch = object()
+
+# A thread's entry for one traced code object: (append, reserve, the
+# thread's stack of entry times, event name, argument names or None,
+# capture the return value, suspendable, epoch).
+Entry = tuple[Any, Any, list[int], str, "tuple[str, ...] | None", bool, bool, object]
+
+
+def _entry_of(code: CodeType) -> Entry | None:
+    """Slow path: the thread's entry for ``code`` (``None``: not traced),
+    cached in the thread's routes under the code's id (ints are no route
+    key), so that a ``__repr__`` that capture calls, which runs with routes
+    of its own, finds none and its events are dropped and counted."""
+    target = _targets.get(id(code))
+    if target is None:
+        return None
+    key, name, names, retval, suspendable = target
+    writer = hotpath._route(key)
+    append, reserve = writer
     routes = getattr(_local, "routes", None)
-    if routes is None:  # not recording any more: a stack that goes nowhere
-        return append, reserve, []
+    if routes is None or writer is hotpath._NOWHERE:  # not recording, or inside a __repr__
+        return (append, reserve, [], name, names, retval, suspendable, None)
     calls = routes.get(None)
     if calls is None:
         calls = routes[None] = []
-    return append, reserve, calls
+    entry = (append, reserve, calls, name, names, retval, suspendable, _epoch)
+    if len(routes) < 65536:
+        routes[id(code)] = entry
+    return entry
 
 
 def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
@@ -132,18 +158,17 @@ def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
 
 
 def _on_start(code: CodeType, offset: int) -> Any:
-    target = _targets.get(id(code))
-    if target is None:
-        return monitoring.DISABLE
-    key, name, names, _retval, suspendable = target
-    # The thread's routes dict also holds, under None, its stack of the
-    # entry times of plain calls (they nest): one thread-local lookup.
+    # One lookup in the thread's routes finds the writer, the stack of
+    # entry times (plain calls nest) and the target together.
     try:
-        routes = _local.routes
-        append, reserve = routes[key]
-        calls = routes[None]
+        append, reserve, calls, name, names, _retval, suspendable, epoch = _local.routes[id(code)]
+        if epoch is not _epoch:
+            raise KeyError
     except (AttributeError, KeyError):
-        append, reserve, calls = _slow_start(key)
+        entry = _entry_of(code)
+        if entry is None:
+            return monitoring.DISABLE
+        append, reserve, calls, name, names, _retval, suspendable, epoch = entry
     fields = None if names is None else _entry_fields(names, sys._getframe(1))
     t0 = monotonic_ns()
     append((reserve(), t0, name, fields, ENTRY))
@@ -155,22 +180,25 @@ def _on_start(code: CodeType, offset: int) -> Any:
 
 
 def _on_return(code: CodeType, offset: int, retval: object) -> Any:
-    target = _targets.get(id(code))
-    if target is None:
-        return monitoring.DISABLE
-    key, name, _names, wants_retval, suspendable = target
+    try:
+        append, reserve, calls, name, _names, wants_retval, suspendable, epoch = _local.routes[
+            id(code)
+        ]
+        if epoch is not _epoch:
+            raise KeyError
+    except (AttributeError, KeyError):
+        entry = _entry_of(code)
+        if entry is None:
+            return monitoring.DISABLE
+        append, reserve, calls, name, _names, wants_retval, suspendable, epoch = entry
     if suspendable:
         t0 = _suspendables.pop(id(sys._getframe(1)), None)
         if t0 is None:  # started before recording did
             return None
-        append, reserve = _writer(key)
-    else:
-        try:
-            routes = _local.routes
-            t0 = routes[None].pop()
-            append, reserve = routes[key]
-        except (AttributeError, KeyError, IndexError):  # entered before recording started
-            return None
+    elif calls:
+        t0 = calls.pop()
+    else:  # entered before recording started
+        return None
     if wants_retval:
         extra = hotpath.plain({"retval": retval})  # {} when values are off
         ts = monotonic_ns()
@@ -305,6 +333,7 @@ class SysmonEngine:
             _code, registered = _registrations.setdefault(id(code), (code, []))
             registered.append(options)
             if len(registered) == 1:
+                _new_epoch()
                 _targets[id(code)] = _target_of(code, options)
                 note_source(options.name, code)
                 self._switch(code, on=True)
@@ -317,10 +346,12 @@ class SysmonEngine:
             first = registered[0]
             registered.remove(options)
             if not registered:
+                _new_epoch()
                 del _registrations[id(code)]
                 del _targets[id(code)]
                 self._switch(code, on=False)
             elif first is options:  # the next registration is in force now
+                _new_epoch()
                 _targets[id(code)] = _target_of(code, registered[0])
 
     def _switch(self, code: CodeType, *, on: bool) -> None:
