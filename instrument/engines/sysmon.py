@@ -154,7 +154,10 @@ def _entry_of(code: CodeType) -> Entry | None:
 
 def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
     values = frame.f_locals
-    return hotpath.plain({n: values[n] for n in names if n in values})
+    try:  # at PY_START every argument is bound: one lookup each
+        return hotpath.plain({n: values[n] for n in names})
+    except KeyError:
+        return hotpath.plain({n: values[n] for n in names if n in values})
 
 
 def _on_start(code: CodeType, offset: int) -> Any:
