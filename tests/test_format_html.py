@@ -476,6 +476,8 @@ def run_chromium(chromium: str, tmp: Path, page: Path, *args: str) -> str:
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
         "--window-size=1400,800",
+        # the page draws from its script: let it finish, however loaded the machine
+        "--virtual-time-budget=20000",
         *args,
         page.resolve().as_uri(),
     ]
