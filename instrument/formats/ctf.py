@@ -63,9 +63,14 @@ loss reporting shows the snapshot's gaps (see ``design/ctf.md``):
 
 Every integer is declared with ``align = 8``, so the binary layout is byte
 packed with no padding to get wrong; sizes in the packet context are in bits.
-The binary files are written with :mod:`struct`, holding at most one packet
-per stream in memory; the snapshot is walked twice (first to find the event classes and
-their field types, then to write).
+The binary files are written in batches, not event by event (a snapshot
+can hold millions): one loop in Python groups the events by stream, name and
+kind; everything else works on whole columns in C (``map``, ``itemgetter``,
+``set(map(type, ...))``, ``min``/``max``), each run of fixed-size fields of
+a group packed by one :class:`struct.Struct` over its columns, each distinct
+string encoded once. The records of a stream are put back in order and
+written a packet at a time; a stream's records are in memory while it is
+written.
 
 Pairing: an exit, suspension or resumption carries ``duration_ns``; its
 span's entry is the event of the same name at ``timestamp - duration_ns``
@@ -75,12 +80,17 @@ interleaves on the stream.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import struct
 import uuid
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice, repeat
+from operator import itemgetter, le
 from pathlib import Path
 from typing import IO, Any
 
@@ -409,7 +419,7 @@ class _StreamPlan:
 
 @dataclass
 class _EventClass:
-    """One CTF event class: the events of one name, kind and field names."""
+    """One CTF event class: the events of one channel, name, kind and field names."""
 
     id: int
     channel: str
@@ -417,8 +427,9 @@ class _EventClass:
     kind: str
     keys: tuple[str, ...]
     kinds: list[str]
+    #: Index of its first event in the snapshot: classes are numbered in that order.
+    first: int
     idents: dict[str, str] = field(default_factory=dict)
-    encode: Any = None  # Callable[[Event], bytes], built after the first pass
 
 
 @dataclass
@@ -430,13 +441,202 @@ class _Channel:
     info: StreamInfo
     context_kinds: dict[str, str] = field(default_factory=dict)
     context_idents: dict[str, str] = field(default_factory=dict)
-    events: int = 0
     class_count: int = 0
     header: struct.Struct = field(default_factory=lambda: struct.Struct("<HQ"))
+    #: Where each context key was first seen: (event index, place in its mapping).
+    context_first: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+_TIMESTAMP = itemgetter(0)
+_FIELDS = itemgetter(5)
+_CONTEXT = itemgetter(6)
+_CHANNEL = itemgetter(7)
+_POSITION = itemgetter(8)
+
+
+class _Part:
+    """The events of a group with one tuple of field names: what one event
+    class has on one stream."""
+
+    __slots__ = ("cls", "columns", "select")
+
+    def __init__(self, cls: _EventClass, fields: list[dict[str, Any]], select: list[int] | None):
+        self.cls = cls
+        self.select = select  # indices into the group's events; None: all of them
+        self.columns = [list(map(itemgetter(k), fields)) for k in cls.keys]
+
+
+class _Group:
+    """The events of one stream with one name and kind, in stream order."""
+
+    __slots__ = (
+        *("context_columns", "contexts", "events", "first", "parts", "shape", "stream"),
+        "timestamps",
+    )
+
+    def __init__(self, stream: int, events: list[Event], first: int):
+        self.stream = stream
+        self.events = events
+        self.first = first  # index of its first event in the snapshot
+        self.parts: list[_Part] = []
+        self.shape: list[int] | None = None  # the part of each event, when there are several
+        self.timestamps: list[int] = []
+        contexts: list[dict[str, Any]] = list(map(_CONTEXT, events))
+        # Most events share their stream's context mapping: one is enough.
+        self.contexts = contexts[:1] if contexts.count(contexts[0]) == len(contexts) else contexts
+        self.context_columns: dict[str, list[Any]] = {}
+
+    def select(self, values: list[Any], part: _Part) -> list[Any]:
+        return values if part.select is None else [values[j] for j in part.select]
+
+    def where(self, j: int, snapshot: Sequence[Event]) -> int:
+        """Index in the snapshot of this group's ``j``-th event (rarely needed: a search)."""
+        return self.first if j == 0 else snapshot.index(self.events[j], self.first)
+
+
+def _group_by_thread(
+    events: Sequence[Event], streams: Sequence[StreamInfo]
+) -> tuple[list[_Group], dict[int, list[int]]] | None:
+    """The events grouped by stream, name and kind, when every stream can be
+    told by its thread alone (else None: see :func:`_group_by_route`).
+
+    Returns the groups and, for each stream with events, the group of each
+    of its events in order.
+    """
+    by_thread: dict[tuple[str, int], list[int]] = {}
+    by_key: dict[tuple[str, int, str], int] = {}
+    for index, info in enumerate(streams):
+        by_thread.setdefault((info.channel, info.thread_id), []).append(index)
+        by_key[(info.channel, info.thread_id, info.thread_name)] = index
+    if any(len(c) > 1 for c in by_thread.values()):
+        return None  # a thread id reused on a channel: positions tell the streams apart
+    # The one loop over every event in Python: a dict lookup and two appends.
+    # Its key, (name, kind, thread id, thread name), is a slice built in C.
+    found: dict[tuple[Any, ...], tuple[Any, Any, int]] = {}
+    threads: dict[tuple[int, str], list[int]] = {}
+    firsts: list[int] = []
+    get = found.get
+    for i, ev in enumerate(events):
+        group = get(ev[1:5])
+        if group is None:
+            key = ev[1:5]
+            thread = threads.get(key[2:])
+            if thread is None:
+                thread = threads[key[2:]] = []
+            events_of: list[Event] = []
+            group = found[key] = (events_of.append, thread.append, len(found))
+            firsts.append(i)
+        group[0](ev)
+        group[1](group[2])
+    groups: list[_Group] = []
+    stream_of: dict[tuple[int, str], int] = {}
+    for (_name, _kind, tid, tname), (append, _, gid) in found.items():
+        evs: list[Event] = append.__self__
+        channels = set(map(_CHANNEL, evs))
+        if len(channels) != 1:
+            return None  # a thread's events of one name on several channels
+        (channel,) = channels
+        stream = by_key.get((channel, tid, tname))
+        if stream is None:
+            candidates = by_thread.get((channel, tid))
+            if candidates is None:
+                return None  # no stream for them: routing says so, precisely
+            stream = candidates[0]
+        if stream_of.setdefault((tid, tname), stream) != stream:
+            return None  # a thread's events on several streams
+        groups.append(_Group(stream, evs, firsts[gid]))
+    lanes: dict[int, list[int]] = {}
+    for lane_key, order in threads.items():
+        if stream_of[lane_key] in lanes:
+            return None  # two thread names on one stream: their order is lost
+        lanes[stream_of[lane_key]] = order
+    return groups, lanes
+
+
+def _group_by_route(
+    events: Sequence[Event], streams: Sequence[StreamInfo]
+) -> tuple[list[_Group], dict[int, list[int]]]:
+    """The events grouped by stream, name and kind, each routed by
+    :class:`_Router` (a thread id reused, a thread on several channels)."""
+    route = _Router(streams).route
+    found: dict[tuple[Any, ...], tuple[Any, Any, int]] = {}
+    lanes: dict[int, list[int]] = {}
+    firsts: list[int] = []
+    for i, ev in enumerate(events):
+        stream = route(ev)
+        key = (stream, ev[1], ev[2])
+        group = found.get(key)
+        if group is None:
+            lane = lanes.setdefault(stream, [])
+            events_of: list[Event] = []
+            group = found[key] = (events_of.append, lane.append, len(found))
+            firsts.append(i)
+        group[0](ev)
+        group[1](group[2])
+    groups = [
+        _Group(stream, append.__self__, firsts[gid])
+        for (stream, _name, _kind), (append, _, gid) in found.items()
+    ]
+    return groups, lanes
+
+
+def _in_order(lane: list[int], columns: Sequence[list[Any] | None]) -> list[Any]:
+    """One stream's values in the order of its events: ``columns`` holds
+    each group's values (by group number), ``lane`` the group of each event."""
+    groups = set(lane)
+    if len(groups) == 1:
+        only = columns[lane[0]]
+        assert only is not None
+        return only
+    iters: list[Any] = [None] * len(columns)
+    for g in groups:
+        iters[g] = iter(columns[g])  # type: ignore[arg-type]
+    return list(map(next, map(iters.__getitem__, lane)))
+
+
+def _column_kind(values: list[Any]) -> str:
+    """The narrowest kind holding every value of a column: what
+    :func:`value_kind` and :func:`unify` give, found in C."""
+    types = set(map(type, values))
+    if len(types) != 1:
+        return _STR  # mixed types never share a fixed-size type
+    (t,) = types
+    if t is int:
+        low, high = min(values), max(values)
+        if low >= 0:
+            return _INT if high < _S64_LIMIT else _UINT if high < _U64_LIMIT else _STR
+        return _SINT if low >= _S64_MIN and high < _S64_LIMIT else _STR
+    return _BOOL if t is bool else _FLOAT if t is float else _STR
+
+
+def _diagnose(snapshot: Snapshot) -> None:
+    """Raise what is wrong with the events' streams, positions or timestamps,
+    naming the first event at fault (the batched checks only see that
+    something is)."""
+    route = _Router(snapshot.streams).route
+    last: dict[int, int] = {}
+    for ev in snapshot.events:
+        index = route(ev)
+        ts = ev.timestamp
+        if type(ts) is not int or not 0 <= ts < _U64_LIMIT:
+            raise ValueError(f"event {ev.name!r} has a bad timestamp {ts!r}")
+        if ts < last.get(index, 0):
+            info = snapshot.streams[index]
+            raise ValueError(
+                f"timestamps of stream {info.channel!r}/{info.thread_id} "
+                f"({info.thread_name!r}) go backwards at event {ev.name!r} ({ts})"
+            )
+        last[index] = ts
+    raise ValueError("event positions out of the range CTF can hold")
 
 
 class _Survey:
-    """The first pass: streams, channels, event classes and field types."""
+    """The events grouped, checked and typed: streams, channels, event classes.
+
+    Nothing here walks the events one by one in Python but the grouping
+    loop: columns are taken with ``map`` and ``itemgetter``, types with
+    ``set(map(type, ...))``, ranges with ``min``/``max``.
+    """
 
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
@@ -446,87 +646,124 @@ class _Survey:
             if info.channel not in self.channels:
                 self.channels[info.channel] = _Channel(len(self.channels), info.channel, info)
         self.plans = [_StreamPlan(info, info.subbuf_size) for info in snapshot.streams]
+        events = snapshot.events if type(snapshot.events) is list else list(snapshot.events)
+        self.events = events
+        grouped = _group_by_thread(events, snapshot.streams)
+        if grouped is None:
+            grouped = _group_by_route(events, snapshot.streams)
+        self.groups, self.lanes = grouped
+        #: Per stream with events: the positions of its events in order.
+        self.positions: dict[int, list[int]] = {}
+        self._check()
         self.classes: dict[tuple[str, str, str, tuple[str, ...]], _EventClass] = {}
-        self._walk(snapshot.events)
+        for group in self.groups:
+            self._split(group)
+        self._context()
         for plan in self.plans:
             plan.plan()
         self._unify()
 
-    def _walk(self, events: Iterable[Event]) -> None:
-        router = _Router(self.snapshot.streams)
-        plans = self.plans
-        classes = self.classes
-        channels = self.channels
-        seen_contexts: dict[str, set[int]] = {name: set() for name in channels}
-        context_counts: dict[str, dict[str, int]] = {name: {} for name in channels}
-        fast = router.fast
-        route = router.route
-        for ev in events:
-            ts, name, kind, tid, tname, fields, ctx, channel, pos = ev
-            state = fast.get((channel, tid, tname))
-            if state is not None and type(pos) is int and pos >= state[1]:
-                state[1] = pos
-                plan = plans[state[0]]
-            else:
-                plan = plans[route(ev)]
-            if type(ts) is not int or not 0 <= ts < _U64_LIMIT:
-                raise ValueError(f"event {name!r} has a bad timestamp {ts!r}")
-            seq = pos // plan.size
-            if plan.count:
-                if ts < plan.last_ts:
-                    info = plan.info
-                    raise ValueError(
-                        f"timestamps of stream {info.channel!r}/{info.thread_id} "
-                        f"({info.thread_name!r}) go backwards at event {name!r} ({ts})"
-                    )
-            else:
-                plan.first_ts = ts
-                plan.first_seq = seq
-            plan.last_ts = ts
-            plan.last_seq = seq
-            plan.count += 1
-            key = (channel, name, kind, tuple(fields))
-            cls = classes.get(key)
+    def _check(self) -> None:
+        """Each stream's positions and timestamps in order and in range."""
+        groups = self.groups
+        positions = [list(map(_POSITION, g.events)) for g in groups]
+        for group in groups:
+            group.timestamps = list(map(_TIMESTAMP, group.events))
+        stamps = [g.timestamps for g in groups]
+        # A snapshot is merged by time: then every stream's timestamps are in
+        # order, and only the positions need each stream's events in order.
+        every = list(map(_TIMESTAMP, self.events))
+        try:
+            array("Q", every)  # ints in range, or TypeError / OverflowError
+            merged = all(map(le, every, islice(every, 1, None)))
+        except (TypeError, OverflowError):
+            _diagnose(self.snapshot)
+        for stream, lane in self.lanes.items():
+            pos = _in_order(lane, positions)
+            try:
+                array("q", pos)
+                ordered = pos[0] >= 0 and all(map(le, pos, islice(pos, 1, None)))
+                if not merged:
+                    ts = _in_order(lane, stamps)
+                    ordered = ordered and all(map(le, ts, islice(ts, 1, None)))
+            except (TypeError, OverflowError):
+                ordered = False
+            if not ordered:
+                _diagnose(self.snapshot)
+            self.positions[stream] = pos
+            plan = self.plans[stream]
+            plan.count = len(pos)
+            plan.first_ts, plan.last_ts = stamps[lane[0]][0], stamps[lane[-1]][-1]
+            plan.first_seq, plan.last_seq = pos[0] // plan.size, pos[-1] // plan.size
+            plan.last_position = pos[-1]
+
+    def _split(self, group: _Group) -> None:
+        """Split ``group`` by field names (one part per event class); type the fields."""
+        fields: list[dict[str, Any]] = list(map(_FIELDS, group.events))
+        first = fields[0]
+        n = len(first)
+        if n >= 2:
+            uniform = len(set(map(tuple, fields))) == 1
+        else:  # one name or none: the lengths and that name say it
+            uniform = set(map(len, fields)) == {n} and (
+                n == 0 or all(map(dict.__contains__, fields, repeat(next(iter(first)))))
+            )
+        shapes: list[tuple[tuple[str, ...], list[int] | None]]
+        if uniform:
+            shapes = [(tuple(first), None)]
+        else:
+            by_shape: dict[tuple[str, ...], int] = {}
+            group.shape = [by_shape.setdefault(tuple(f), len(by_shape)) for f in fields]
+            selects: list[list[int]] = [[] for _ in by_shape]
+            for j, s in enumerate(group.shape):
+                selects[s].append(j)
+            shapes = list(zip(by_shape, selects, strict=True))
+        _ts, name, kind, _tid, _tname, _f, _c, channel, _pos = group.events[0]
+        for keys, select in shapes:
+            first_index = group.where(0 if select is None else select[0], self.events)
+            key = (channel, name, kind, keys)
+            cls = self.classes.get(key)
             if cls is None:
-                cls = classes[key] = _EventClass(
-                    id=-1,
-                    channel=channel,
-                    name=name,
-                    kind=kind,
-                    keys=key[3],
-                    kinds=[value_kind(v) for v in fields.values()],
+                cls = self.classes[key] = _EventClass(
+                    -1, channel, name, kind, keys, [], first_index
                 )
+            cls.first = min(cls.first, first_index)
+            part = _Part(cls, fields if select is None else [fields[j] for j in select], select)
+            kinds = [_column_kind(c) for c in part.columns]
+            cls.kinds = list(map(unify, cls.kinds, kinds)) if cls.kinds else kinds
+            group.parts.append(part)
+
+    def _context(self) -> None:
+        """Each channel's context fields: keys in the order first seen, one kind each."""
+        for group in self.groups:
+            chan = self.channels[group.parts[0].cls.channel]
+            seen = chan.context_first
+            contexts = group.contexts
+            if len(contexts) == 1:
+                firsts = {k: (group.first, p) for p, k in enumerate(contexts[0])}
             else:
-                kinds = cls.kinds
-                for i, v in enumerate(fields.values()):
-                    k = value_kind(v)
-                    if k != kinds[i]:
-                        kinds[i] = unify(kinds[i], k)
-            chan = channels[channel]
-            chan.events += 1
-            seen = seen_contexts[channel]
-            if id(ctx) in seen:  # shared static context: already surveyed
-                counts = context_counts[channel]
-                for k in ctx:
-                    counts[k] += 1
-                continue
-            if len(seen) < 4096:
-                seen.add(id(ctx))
-            counts = context_counts[channel]
-            ckinds = chan.context_kinds
-            for k, v in ctx.items():
-                vk = value_kind(v)
-                if k in ckinds:
-                    counts[k] += 1
-                    if vk != ckinds[k]:
-                        ckinds[k] = unify(ckinds[k], vk)
-                else:
-                    counts[k] = 1
-                    ckinds[k] = vk
-        for name, chan in channels.items():
-            for k, n in context_counts[name].items():
-                if n < chan.events:  # absent from some events: written as None
-                    chan.context_kinds[k] = unify(chan.context_kinds[k], _STR)
+                firsts = {}
+                for k in dict.fromkeys(chain.from_iterable(contexts)):
+                    j = next(j for j, c in enumerate(contexts) if k in c)
+                    firsts[k] = (group.where(j, self.events), list(contexts[j]).index(k))
+            for k, where in firsts.items():
+                if k not in seen or where < seen[k]:
+                    seen[k] = where
+        found: dict[str, dict[str, str | None]] = {}
+        for chan in self.channels.values():
+            first = chan.context_first
+            found[chan.name] = dict.fromkeys(sorted(first, key=first.__getitem__))
+        for group in self.groups:
+            kinds = found[group.parts[0].cls.channel]
+            contexts = group.contexts
+            for k, known in kinds.items():
+                column = list(map(dict.get, contexts, repeat(k)))
+                if len(contexts) > 1:
+                    group.context_columns[k] = column
+                kind = _column_kind(column)
+                kinds[k] = kind if known is None else unify(known, kind)
+        for name, kinds in found.items():
+            self.channels[name].context_kinds = {k: kind or _STR for k, kind in kinds.items()}
 
     def _unify(self) -> None:
         # One type per (event name, kind, field name), across field sets and channels.
@@ -535,6 +772,8 @@ class _Survey:
             for k, kind in zip(cls.keys, cls.kinds, strict=True):
                 prev = merged.get((cls.name, cls.kind, k))
                 merged[(cls.name, cls.kind, k)] = kind if prev is None else unify(prev, kind)
+        # Numbered in the order of their first events, as read one by one.
+        self.classes = dict(sorted(self.classes.items(), key=lambda item: item[1].first))
         for cls in self.classes.values():
             cls.kinds = [merged[(cls.name, cls.kind, k)] for k in cls.keys]
             cls.idents = field_identifiers(cls.keys)
@@ -544,9 +783,6 @@ class _Survey:
         for chan in self.channels.values():
             chan.context_idents = field_identifiers(chan.context_kinds)
             chan.header = struct.Struct("<HQ" if chan.class_count <= 0xFFFF else "<IQ")
-            for cls in self.classes.values():
-                if cls.channel == chan.name:
-                    cls.encode = _encoder(chan, cls)
 
 
 def _check_stream(info: StreamInfo) -> None:
@@ -560,157 +796,161 @@ def _check_stream(info: StreamInfo) -> None:
             raise ValueError(f"stream {info.channel!r}/{info.thread_id}: bad gap {(start, end)!r}")
 
 
-def _encoder(chan: _Channel, cls: _EventClass) -> Any:
-    """A function turning an event of ``cls`` into its bytes: header, context, payload."""
-    header = chan.header
-    cid = cls.id
-    # (from context?, key, kind) in write order
-    specs = [(True, k, kind) for k, kind in chan.context_kinds.items()]
-    specs += [(False, k, kind) for k, kind in zip(cls.keys, cls.kinds, strict=True)]
-    if all(kind != _STR for _c, _k, kind in specs):
-        packer = struct.Struct(header.format + "".join(_STRUCT_CODE[kd] for _c, _k, kd in specs))
-        pack = packer.pack
-        ctx_keys = [k for c, k, _kd in specs if c]
-        if not ctx_keys:
+# -- encoding ----------------------------------------------------------------
 
-            def encode_fixed(ev: Event) -> bytes:
-                return pack(cid, ev.timestamp, *ev.fields.values())
+# An item of a record: a struct code and its values (a column, or one value
+# repeated), or None and the encoded bytes of each event (strings).
+_Item = tuple[str | None, Iterable[Any]]
 
-            return encode_fixed
 
-        def encode_fixed_ctx(ev: Event) -> bytes:
-            ctx = ev.context
-            return pack(cid, ev.timestamp, *[ctx[k] for k in ctx_keys], *ev.fields.values())
-
-        return encode_fixed_ctx
-
-    # General case: runs of fixed-size fields packed together, strings between.
-    segments: list[tuple[struct.Struct | None, list[tuple[bool, str]]]] = []
-    for from_ctx, k, kind in specs:
-        if kind == _STR:
-            segments.append((None, [(from_ctx, k)]))
-        elif segments and segments[-1][0] is not None:
-            prev, members = segments[-1]
-            assert prev is not None
-            segments[-1] = (
-                struct.Struct(prev.format + _STRUCT_CODE[kind]),
-                [*members, (from_ctx, k)],
-            )
+def _records(items: list[_Item]) -> list[bytes]:
+    """One record per event, the items in order: runs of fixed-size items
+    packed by one struct format each (over whole columns), strings between."""
+    lists: list[list[bytes]] = []
+    fmt = "<"
+    args: list[Iterable[Any]] = []
+    for code, values in items:
+        if code is None:
+            if args:
+                lists.append(list(map(struct.Struct(fmt).pack, *args)))
+                fmt, args = "<", []
+            lists.append(values)  # type: ignore[arg-type]
         else:
-            segments.append((struct.Struct("<" + _STRUCT_CODE[kind]), [(from_ctx, k)]))
-    plan = [(seg, members) for seg, members in segments]
-    head = header.pack
+            fmt += code
+            args.append(values)
+    if args:
+        lists.append(list(map(struct.Struct(fmt).pack, *args)))
+    if len(lists) == 1:
+        return lists[0]
+    return list(map(b"".join, zip(*lists, strict=True)))
 
-    def encode(ev: Event) -> bytes:
-        ctx = ev.context
-        fields = ev.fields
-        parts = [head(cid, ev.timestamp)]
-        for seg, members in plan:
-            if seg is None:
-                from_ctx, k = members[0]
-                parts.append(_cstring(ctx.get(k) if from_ctx else fields[k]))
+
+class _Encoder:
+    """Turns the survey's groups into records, each distinct string encoded once."""
+
+    def __init__(self, survey: _Survey):
+        self.survey = survey
+        self.strings: dict[str, bytes] = {}
+
+    def cstrings(self, values: list[Any]) -> list[bytes]:
+        """``values`` as CTF strings (see :func:`_cstring`)."""
+        if set(map(type, values)) != {str}:
+            return list(map(_cstring, values))
+        cache = self.strings
+        new = list(set(values).difference(cache))
+        if new:
+            if "\x00" in "".join(new):
+                cache.update(zip(new, map(_cstring, new), strict=True))
             else:
-                parts.append(seg.pack(*[ctx.get(k) if c else fields[k] for c, k in members]))
-        return b"".join(parts)
+                utf8 = map(str.encode, new, repeat("utf-8"), repeat("backslashreplace"))
+                cache.update(zip(new, map(bytes.__add__, utf8, repeat(b"\x00")), strict=True))
+        return list(map(cache.__getitem__, values))
 
-    return encode
+    def column(self, values: list[Any], kind: str) -> _Item:
+        if kind == _STR:
+            return None, self.cstrings(values)
+        return _STRUCT_CODE[kind], values
+
+    @staticmethod
+    def constant(value: Any, kind: str) -> _Item:
+        if kind == _STR:
+            data = _cstring(value)
+            return f"{len(data)}s", repeat(data)
+        return _STRUCT_CODE[kind], repeat(value)
+
+    def group(self, group: _Group) -> list[bytes]:
+        """The records of ``group``'s events, in order."""
+        parts = [self.part(group, part) for part in group.parts]
+        if group.shape is None:
+            return parts[0]
+        iters = list(map(iter, parts))
+        return list(map(next, map(iters.__getitem__, group.shape)))
+
+    def part(self, group: _Group, part: _Part) -> list[bytes]:
+        cls = part.cls
+        chan = self.survey.channels[cls.channel]
+        items: list[_Item] = [
+            (chan.header.format[1], repeat(cls.id)),
+            ("Q", group.select(group.timestamps, part)),
+        ]
+        if len(group.contexts) == 1:
+            context = group.contexts[0]
+            items += [self.constant(context.get(k), kd) for k, kd in chan.context_kinds.items()]
+        else:
+            for k, kind in chan.context_kinds.items():
+                items.append(self.column(group.select(group.context_columns[k], part), kind))
+        items += map(self.column, part.columns, cls.kinds)
+        return _records(items)
 
 
 # -- writing -----------------------------------------------------------------
 
 
-class _Files:
-    """Append-only stream files, at most ``_MAX_OPEN_FILES`` open at a time."""
-
-    def __init__(self) -> None:
-        self.open: dict[Path, IO[bytes]] = {}
-
-    def write(self, path: Path, data: bytes) -> None:
-        out = self.open.pop(path, None)
-        if out is None:
-            if len(self.open) >= _MAX_OPEN_FILES:
-                oldest = next(iter(self.open))
-                self.open.pop(oldest).close()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            out = os.fdopen(fd, "ab")
-        self.open[path] = out  # most recently used last
-        out.write(data)
-
-    def close(self) -> None:
-        while self.open:
-            self.open.popitem()[1].close()
-
-
 class _StreamWriter:
     """Writes one stream file packet by packet."""
 
-    def __init__(
-        self, files: _Files, path: Path, chan: _Channel, plan: _StreamPlan, trace_uuid: bytes
-    ):
-        self.files = files
-        self.path = path
+    def __init__(self, out: IO[bytes], chan: _Channel, plan: _StreamPlan, trace_uuid: bytes):
+        self.out = out
         self.plan = plan
         info = plan.info
         self.header = _PACKET_HEADER.pack(MAGIC, trace_uuid, chan.id)
         self.tail = _cstring(_thread_name(info)) + _cstring(info.channel)
         self.thread_id = info.thread_id
+        self.stamp_offset = chan.header.size - 8
         self.discarded = 0
-        self.seq = -1
-        self.events: list[bytes] = []
-        self.size = 0
-        self.begin = 0
         self.end = 0
         self.started = False
 
-    def add(self, seq: int, timestamp: int, data: bytes) -> None:
-        if seq != self.seq:
-            if not self.started:
-                self._open(timestamp)
-            else:
-                self.flush()
-            self.seq = seq
-            self.begin = timestamp
-        self.events.append(data)
-        self.size += len(data)
-        self.end = timestamp
-
-    def flush(self) -> None:
-        if self.events:
-            self._packet(self.seq, self.begin, self.end, self.events, self.size)
-            self.events = []
-            self.size = 0
+    def events(self, seq: int, begin: int, end: int, body: bytes) -> None:
+        """One packet of events, the first at ``begin``, the last at ``end``."""
+        if not self.started:
+            self._open(begin)
+        self._packet(seq, begin, end, body)
+        self.end = end
 
     def finish(self, taken_at: int) -> None:
-        """Write the last packet and, if the plan needs one, the closing packet."""
+        """Write the closing packet if the plan needs one (and the opening one
+        of a stream without events)."""
         plan = self.plan
         if not self.started:
-            self.begin = self.end = taken_at
+            self.end = taken_at
             self._open(taken_at)
-        self.flush()
         if plan.closing_seq is not None:
             self.discarded += plan.info.dropped
-            self._packet(plan.closing_seq, self.end, max(self.end, taken_at), [], 0)
+            self._packet(plan.closing_seq, self.end, max(self.end, taken_at), b"")
 
     def _open(self, timestamp: int) -> None:
         # The opening packet counts nothing, so that the next one's count is
         # reported with its number (a stream's first count is only "may have").
         self.started = True
         if self.plan.opening_seq is not None:
-            self._packet(self.plan.opening_seq, timestamp, timestamp, [], 0)
+            self._packet(self.plan.opening_seq, timestamp, timestamp, b"")
         self.discarded = self.plan.discarded_from_start
 
-    def _packet(self, seq: int, begin: int, end: int, body: list[bytes], size: int) -> None:
+    def _packet(self, seq: int, begin: int, end: int, body: bytes) -> None:
         if self.plan.holes:
             self.discarded += self.plan.holes.pop(seq, 0)
-        total = len(self.header) + _PACKET_CONTEXT.size + len(self.tail) + size
+        total = len(self.header) + _PACKET_CONTEXT.size + len(self.tail) + len(body)
         bits = total * 8
         context = _PACKET_CONTEXT.pack(begin, end, bits, bits, seq, self.discarded, self.thread_id)
-        self.files.write(self.path, b"".join([self.header, context, self.tail, *body]))
+        self.out.write(b"".join((self.header, context, self.tail, body)))
 
 
 def write_ctf(snapshot: Snapshot, directory: str | os.PathLike[str]) -> None:
     """Write ``snapshot`` as a CTF 1.8 trace into the empty ``directory``."""
-    out = Path(directory)
+    # Writing allocates a few objects per event and frees none until the end:
+    # the cyclic collector would run over and over for nothing (as in
+    # instrument.reading.take_snapshot).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _write_ctf(snapshot, Path(directory))
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _write_ctf(snapshot: Snapshot, out: Path) -> None:
     survey = _Survey(snapshot)
     trace_uuid = _trace_uuid(snapshot)
     metadata = "".join(_metadata(snapshot, survey, trace_uuid))
@@ -719,47 +959,37 @@ def write_ctf(snapshot: Snapshot, directory: str | os.PathLike[str]) -> None:
         meta.write(metadata)
 
     names = _stream_file_names(snapshot.streams)
-    files = _Files()
-    writers: list[_StreamWriter | None] = [None] * len(snapshot.streams)
-    try:
-        router = _Router(snapshot.streams)
-        fast = router.fast
-        route = router.route
-        classes = survey.classes
-        sizes = [info.subbuf_size for info in snapshot.streams]
-        for ev in snapshot.events:
-            ts, name, kind, tid, tname, fields, _ctx, channel, pos = ev
-            state = fast.get((channel, tid, tname))
-            if state is not None and type(pos) is int and pos >= state[1]:
-                state[1] = pos
-                index = state[0]
-            else:
-                index = route(ev)
-            writer = writers[index]
-            if writer is None:
-                writer = writers[index] = _StreamWriter(
-                    files,
-                    out / names[index],
-                    survey.channels[channel],
-                    survey.plans[index],
-                    trace_uuid.bytes,
-                )
-            data = classes[(channel, name, kind, tuple(fields))].encode(ev)
-            writer.add(pos // sizes[index], ts, data)
-        for index, plan in enumerate(survey.plans):
-            writer = writers[index]
-            if writer is None and (plan.opening_seq is not None or plan.closing_seq is not None):
-                writer = writers[index] = _StreamWriter(
-                    files,
-                    out / names[index],
-                    survey.channels[plan.info.channel],
-                    plan,
-                    trace_uuid.bytes,
-                )
-            if writer is not None:
-                writer.finish(snapshot.taken_at)
-    finally:
-        files.close()
+    encoder = _Encoder(survey)
+    groups = survey.groups
+    for index, plan in enumerate(survey.plans):
+        lane = survey.lanes.get(index)
+        if lane is None and plan.opening_seq is None and plan.closing_seq is None:
+            continue
+        fd = os.open(out / names[index], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as stream:
+            writer = _StreamWriter(
+                stream, survey.channels[plan.info.channel], plan, trace_uuid.bytes
+            )
+            if lane is not None:
+                records: list[list[bytes] | None] = [None] * len(groups)
+                for g in set(lane):
+                    records[g] = encoder.group(groups[g])
+                _write_packets(writer, _in_order(lane, records), survey.positions[index])
+            writer.finish(snapshot.taken_at)
+
+
+def _write_packets(writer: _StreamWriter, records: list[bytes], positions: list[int]) -> None:
+    """A stream's events, one packet per sub-buffer (their positions say which)."""
+    size = writer.plan.size
+    stamp = struct.Struct("<Q").unpack_from
+    at = writer.stamp_offset  # each record starts with its event header: id, timestamp
+    i, n = 0, len(records)
+    while i < n:
+        seq = positions[i] // size
+        j = bisect_left(positions, (seq + 1) * size, i)
+        begin, end = stamp(records[i], at)[0], stamp(records[j - 1], at)[0]
+        writer.events(seq, begin, end, b"".join(records[i:j]))
+        i = j
 
 
 def _trace_uuid(snapshot: Snapshot) -> uuid.UUID:
