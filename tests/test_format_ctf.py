@@ -592,6 +592,11 @@ def test_bad_snapshots_are_refused_with_the_reason(tmp_path: Path) -> None:
         (backwards, "not in position order"),
         (earlier, "go backwards"),
         ([ev._replace(timestamp=-1)], "bad timestamp"),
+        # values the batched writer finds only when it packs them
+        ([ev._replace(timestamp=1 << 64)], "bad timestamp"),
+        ([ev._replace(timestamp=True)], "bad timestamp"),
+        ([ev, ev._replace(timestamp=6.5)], "bad timestamp"),
+        ([ev, ev._replace(position=2.0, timestamp=6)], "bad position"),
     ]
     for i, (events, reason) in enumerate(cases):
         snap = Snapshot(events, [info], clock_offset_ns=0, taken_at=10)

@@ -80,22 +80,20 @@ interleaves on the stream.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import struct
 import uuid
-from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
 from operator import itemgetter, le
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from ..model import Event, Snapshot, StreamInfo
-from . import Format
+from . import Format, collector_paused
 
 #: CTF packet magic number.
 MAGIC = 0xC1FC1FC1
@@ -458,12 +456,15 @@ class _Part:
     """The events of a group with one tuple of field names: what one event
     class has on one stream."""
 
-    __slots__ = ("cls", "columns", "select")
+    __slots__ = ("cls", "columns", "kinds", "select", "texts")
 
     def __init__(self, cls: _EventClass, fields: list[dict[str, Any]], select: list[int] | None):
         self.cls = cls
         self.select = select  # indices into the group's events; None: all of them
         self.columns = [list(map(itemgetter(k), fields)) for k in cls.keys]
+        types = [set(map(type, c)) for c in self.columns]
+        self.kinds = list(map(_column_kind, self.columns, types))
+        self.texts = [t == {str} for t in types]  # columns of str alone
 
 
 class _Group:
@@ -530,9 +531,10 @@ def _group_by_thread(
         group[1](group[2])
     groups: list[_Group] = []
     stream_of: dict[tuple[int, str], int] = {}
+    every = set(map(_CHANNEL, events))  # read in the snapshot's order: the fastest
     for (_name, _kind, tid, tname), (append, _, gid) in found.items():
         evs: list[Event] = append.__self__
-        channels = set(map(_CHANNEL, evs))
+        channels = every if len(every) == 1 else set(map(_CHANNEL, evs))
         if len(channels) != 1:
             return None  # a thread's events of one name on several channels
         (channel,) = channels
@@ -558,7 +560,15 @@ def _group_by_route(
 ) -> tuple[list[_Group], dict[int, list[int]]]:
     """The events grouped by stream, name and kind, each routed by
     :class:`_Router` (a thread id reused, a thread on several channels)."""
-    route = _Router(streams).route
+    try:
+        return _group_routed(events, _Router(streams).route)
+    except ValueError:  # the first problem is maybe a timestamp: say which
+        _diagnose_events(events, streams)
+
+
+def _group_routed(
+    events: Sequence[Event], route: Callable[[Event], int]
+) -> tuple[list[_Group], dict[int, list[int]]]:
     found: dict[tuple[Any, ...], tuple[Any, Any, int]] = {}
     lanes: dict[int, list[int]] = {}
     firsts: list[int] = []
@@ -594,10 +604,11 @@ def _in_order(lane: list[int], columns: Sequence[list[Any] | None]) -> list[Any]
     return list(map(next, map(iters.__getitem__, lane)))
 
 
-def _column_kind(values: list[Any]) -> str:
-    """The narrowest kind holding every value of a column: what
-    :func:`value_kind` and :func:`unify` give, found in C."""
-    types = set(map(type, values))
+def _column_kind(values: list[Any], types: set[type] | None = None) -> str:
+    """The narrowest kind holding every value of a column (of ``types``):
+    what :func:`value_kind` and :func:`unify` give, found in C."""
+    if types is None:
+        types = set(map(type, values))
     if len(types) != 1:
         return _STR  # mixed types never share a fixed-size type
     (t,) = types
@@ -609,19 +620,23 @@ def _column_kind(values: list[Any]) -> str:
     return _BOOL if t is bool else _FLOAT if t is float else _STR
 
 
-def _diagnose(snapshot: Snapshot) -> None:
+def _diagnose(snapshot: Snapshot) -> NoReturn:
     """Raise what is wrong with the events' streams, positions or timestamps,
     naming the first event at fault (the batched checks only see that
     something is)."""
-    route = _Router(snapshot.streams).route
+    _diagnose_events(snapshot.events, snapshot.streams)
+
+
+def _diagnose_events(events: Sequence[Event], streams: Sequence[StreamInfo]) -> NoReturn:
+    route = _Router(streams).route
     last: dict[int, int] = {}
-    for ev in snapshot.events:
+    for ev in events:
         index = route(ev)
         ts = ev.timestamp
         if type(ts) is not int or not 0 <= ts < _U64_LIMIT:
             raise ValueError(f"event {ev.name!r} has a bad timestamp {ts!r}")
         if ts < last.get(index, 0):
-            info = snapshot.streams[index]
+            info = streams[index]
             raise ValueError(
                 f"timestamps of stream {info.channel!r}/{info.thread_id} "
                 f"({info.thread_name!r}) go backwards at event {ev.name!r} ({ts})"
@@ -672,21 +687,23 @@ class _Survey:
         stamps = [g.timestamps for g in groups]
         # A snapshot is merged by time: then every stream's timestamps are in
         # order, and only the positions need each stream's events in order.
+        # (Values of a type or range CTF cannot hold fail to pack: see write_ctf.)
         every = list(map(_TIMESTAMP, self.events))
-        try:
-            array("Q", every)  # ints in range, or TypeError / OverflowError
-            merged = all(map(le, every, islice(every, 1, None)))
-        except (TypeError, OverflowError):
+        if set(map(type, every)) - {int}:  # a bool or a float: not a timestamp
             _diagnose(self.snapshot)
+        try:
+            merged = all(map(le, every, islice(every, 1, None)))
+        except TypeError:
+            merged = False
         for stream, lane in self.lanes.items():
             pos = _in_order(lane, positions)
             try:
-                array("q", pos)
-                ordered = pos[0] >= 0 and all(map(le, pos, islice(pos, 1, None)))
+                ordered = not set(map(type, pos)) - {int} and pos[0] >= 0
+                ordered = ordered and all(map(le, pos, islice(pos, 1, None)))
                 if not merged:
                     ts = _in_order(lane, stamps)
-                    ordered = ordered and all(map(le, ts, islice(ts, 1, None)))
-            except (TypeError, OverflowError):
+                    ordered = ordered and ts[0] >= 0 and all(map(le, ts, islice(ts, 1, None)))
+            except TypeError:
                 ordered = False
             if not ordered:
                 _diagnose(self.snapshot)
@@ -729,8 +746,7 @@ class _Survey:
                 )
             cls.first = min(cls.first, first_index)
             part = _Part(cls, fields if select is None else [fields[j] for j in select], select)
-            kinds = [_column_kind(c) for c in part.columns]
-            cls.kinds = list(map(unify, cls.kinds, kinds)) if cls.kinds else kinds
+            cls.kinds = list(map(unify, cls.kinds, part.kinds)) if cls.kinds else part.kinds
             group.parts.append(part)
 
     def _context(self) -> None:
@@ -832,9 +848,11 @@ class _Encoder:
         self.survey = survey
         self.strings: dict[str, bytes] = {}
 
-    def cstrings(self, values: list[Any]) -> list[bytes]:
-        """``values`` as CTF strings (see :func:`_cstring`)."""
-        if set(map(type, values)) != {str}:
+    def cstrings(self, values: list[Any], texts: bool | None = None) -> list[bytes]:
+        """``values`` (``texts``: all of type str) as CTF strings (see :func:`_cstring`)."""
+        if texts is None:
+            texts = set(map(type, values)) == {str}
+        if not texts:
             return list(map(_cstring, values))
         cache = self.strings
         new = list(set(values).difference(cache))
@@ -846,9 +864,9 @@ class _Encoder:
                 cache.update(zip(new, map(bytes.__add__, utf8, repeat(b"\x00")), strict=True))
         return list(map(cache.__getitem__, values))
 
-    def column(self, values: list[Any], kind: str) -> _Item:
+    def column(self, values: list[Any], kind: str, texts: bool | None = None) -> _Item:
         if kind == _STR:
-            return None, self.cstrings(values)
+            return None, self.cstrings(values, texts)
         return _STRUCT_CODE[kind], values
 
     @staticmethod
@@ -879,7 +897,7 @@ class _Encoder:
         else:
             for k, kind in chan.context_kinds.items():
                 items.append(self.column(group.select(group.context_columns[k], part), kind))
-        items += map(self.column, part.columns, cls.kinds)
+        items += map(self.column, part.columns, cls.kinds, part.texts)
         return _records(items)
 
 
@@ -938,16 +956,8 @@ class _StreamWriter:
 
 def write_ctf(snapshot: Snapshot, directory: str | os.PathLike[str]) -> None:
     """Write ``snapshot`` as a CTF 1.8 trace into the empty ``directory``."""
-    # Writing allocates a few objects per event and frees none until the end:
-    # the cyclic collector would run over and over for nothing (as in
-    # instrument.reading.take_snapshot).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         _write_ctf(snapshot, Path(directory))
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _write_ctf(snapshot: Snapshot, out: Path) -> None:
@@ -958,6 +968,13 @@ def _write_ctf(snapshot: Snapshot, out: Path) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as meta:
         meta.write(metadata)
 
+    try:
+        _write_streams(snapshot, survey, out, trace_uuid.bytes)
+    except struct.error:  # a value of a type or range CTF cannot hold: say which
+        _diagnose(snapshot)
+
+
+def _write_streams(snapshot: Snapshot, survey: _Survey, out: Path, trace_uuid: bytes) -> None:
     names = _stream_file_names(snapshot.streams)
     encoder = _Encoder(survey)
     groups = survey.groups
@@ -967,9 +984,7 @@ def _write_ctf(snapshot: Snapshot, out: Path) -> None:
             continue
         fd = os.open(out / names[index], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as stream:
-            writer = _StreamWriter(
-                stream, survey.channels[plan.info.channel], plan, trace_uuid.bytes
-            )
+            writer = _StreamWriter(stream, survey.channels[plan.info.channel], plan, trace_uuid)
             if lane is not None:
                 records: list[list[bytes] | None] = [None] * len(groups)
                 for g in set(lane):

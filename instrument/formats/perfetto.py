@@ -85,12 +85,13 @@ from __future__ import annotations
 
 import json
 import math
-from operator import methodcaller
+from itertools import compress, repeat
+from operator import eq, itemgetter, methodcaller, sub
 from typing import Any
 
 from ..model import Event, Snapshot, StreamInfo, span_start
 from ..values import plain_value, safe_repr, truncate
-from . import Format, json_format
+from . import Format, collector_paused, json_format
 from .json_format import BinaryOut
 
 #: Trace events encoded per write.
@@ -100,6 +101,9 @@ CATEGORY = "ringtrace"
 _STATIC_CONTEXT = frozenset(("pid", "thread_id", "thread_name"))
 
 StreamKey = tuple[int, str, str]  # (thread id, thread name, channel)
+
+_TIMESTAMP, _NAME, _KIND, _FIELDS = (itemgetter(i) for i in (0, 1, 2, 5))
+_OPENS_OR_CLOSES = frozenset(("entry", "exit"))
 
 
 def _fallback(value: object) -> str:
@@ -146,6 +150,15 @@ def _encode(items: list[dict[str, Any]]) -> str:
     except (ValueError, TypeError):  # NaN, or a key JSON cannot hold
         text = _encoder.encode(_sanitize(items))
     return text[1:-1]
+
+
+def _exit_keys(exits: list[Event]) -> set[tuple[str, int]]:
+    """The pairing identities (name, entry timestamp) of ``exits`` whose
+    entry time is known (see :func:`instrument.model.span_start`)."""
+    durations = list(map(dict.get, map(_FIELDS, exits), repeat("duration_ns")))
+    if set(map(type, durations)) <= {int}:
+        return set(zip(map(_NAME, exits), map(sub, map(_TIMESTAMP, exits), durations), strict=True))
+    return {(ev.name, start) for ev in exits if (start := span_start(ev)) is not None}
 
 
 def _us(ns: int) -> float:
@@ -395,106 +408,133 @@ class _Writer:
     def crossing(self) -> dict[tuple[str, int], str]:
         """The spans that cross others on their lane (a thread, or an asyncio
         task's lane under it), and their async ids."""
-        exits: set[tuple[str, int]] = set()
-        for ev in self.snapshot.events:
-            if ev.kind == "exit":
-                start = span_start(ev)
-                if start is not None:
-                    exits.add((ev.name, start))
+        events = self.snapshot.events
+        exits: set[tuple[str, int]] | None = None  # every exit's identity, when first needed
         stacks: dict[tuple[int, str, str | None], list[tuple[str, int]]] = {}
         found: dict[tuple[str, int], str] = {}
-        for ev in self.snapshot.events:
-            task = ev.context.get("task") if ev.context else None
-            lane = (ev.thread_id, ev.thread_name, task if isinstance(task, str) else None)
-            if ev.kind == "entry":
-                stacks.setdefault(lane, []).append((ev.name, ev.timestamp))
-            elif ev.kind == "exit":
-                start = span_start(ev)
-                stack = stacks.get(lane)
-                if start is None or not stack:
-                    continue
-                key = (ev.name, start)
-                if stack[-1] == key:
-                    stack.pop()
-                elif key in stack:
-                    i = stack.index(key)
-                    if all(above in exits for above in stack[i + 1 :]):
-                        found[key] = f"0x{len(found) + 1:x}"  # interleaved: crossing
-                        del stack[i]
-                    else:  # inner exits lost: they end with it (see exit())
-                        del stack[i:]
+        last_ctx: dict[str, Any] | None = None
+        lane: tuple[int, str, str | None] | None = None
+        stack: list[tuple[str, int]] = []
+        task: str | None = None
+        # Point events, suspensions and resumptions never open or close a span.
+        for ts, name, kind, thread_id, thread_name, fields, ctx, _c, _p in compress(
+            events, map(_OPENS_OR_CLOSES.__contains__, map(_KIND, events))
+        ):
+            if ctx is not last_ctx:
+                last_ctx = ctx
+                found_task = ctx.get("task") if ctx else None
+                task = found_task if isinstance(found_task, str) else None
+            if lane is None or thread_id != lane[0] or thread_name != lane[1] or task != lane[2]:
+                lane = (thread_id, thread_name, task)
+                stack = stacks.setdefault(lane, [])
+            if kind == "entry":
+                stack.append((name, ts))
+                continue
+            duration = fields.get("duration_ns")
+            if type(duration) is not int or not stack:
+                continue
+            key = (name, ts - duration)
+            if stack[-1] == key:
+                stack.pop()
+            elif key in stack:
+                i = stack.index(key)
+                if exits is None:
+                    exits = _exit_keys(
+                        list(compress(events, map(eq, map(_KIND, events), repeat("exit"))))
+                    )
+                if all(above in exits for above in stack[i + 1 :]):
+                    found[key] = f"0x{len(found) + 1:x}"  # interleaved: crossing
+                    del stack[i]
+                else:  # inner exits lost: they end with it (see exit())
+                    del stack[i:]
         return found
 
     def run(self) -> None:
         self.header()
-        emit = self.emit
         crossing = self.crossing()
-        window_start = self.snapshot.events[0].timestamp if self.snapshot.events else 0
-        last_key: tuple[int, str, str | None] | None = None
-        track: _Track | None = None
+        events = self.snapshot.events
+        window_start = events[0].timestamp if events else 0
+        origin = self.origin
+        append = self.buf.append  # flush() empties this same list
+        markers = bool(self.gaps or self.starts)
+        track: _Track | None = None  # the lane of the last event
+        lane: _Track  # the same, as set by the first event (its lane is new)
+        stack: list[tuple[str, int, str]] = []
+        pid = tid = 0
+        last_tid: int | None = None
+        last_tname: str | None = None
+        last_task: str | None = None
         last_ctx: dict[str, Any] | None = None
         extra: dict[str, Any] | None = None
         task: str | None = None
-        for ev in self.snapshot.events:
-            ts, name, kind, thread_id, thread_name, fields, ctx, channel, _ = ev
-            if ctx is not last_ctx:
-                last_ctx = ctx
-                extra = {k: v for k, v in ctx.items() if k not in _STATIC_CONTEXT} or None
-                found = ctx.get("task")
-                task = found if isinstance(found, str) else None
-            key = (thread_id, thread_name, task)
-            if key != last_key or track is None:
-                # an asyncio task's events: a lane of their own, pairs within the task
-                if task is None:
-                    track = self.track(thread_id, thread_name)
+        ts = previous = 0
+        # The loop runs once per event: no call but the dict it builds in the
+        # common case (an exit closing the innermost entry), its state in
+        # locals, the lane's first and last timestamps kept only when it
+        # changes, and the output flushed once per block of events.
+        for block in range(0, len(events), CHUNK_EVENTS):
+            for ev in events[block : block + CHUNK_EVENTS]:
+                ts, name, kind, thread_id, thread_name, fields, ctx, channel, _ = ev
+                if ctx is not last_ctx:
+                    last_ctx = ctx
+                    extra = {k: v for k, v in ctx.items() if k not in _STATIC_CONTEXT} or None
+                    found = ctx.get("task")
+                    task = found if isinstance(found, str) else None
+                if thread_id != last_tid or thread_name != last_tname or task != last_task:
+                    if track is not None:
+                        track.last_ts = previous
+                    # an asyncio task's events: a lane of their own, pairs within the task
+                    if task is None:
+                        track = lane = self.track(thread_id, thread_name)
+                    else:
+                        track = lane = self.task_track(thread_id, thread_name, task)
+                    if lane.first_ts is None:
+                        lane.first_ts = ts
+                    last_tid, last_tname, last_task = thread_id, thread_name, task
+                    pid, tid, stack = lane.pid, lane.tid, lane.stack
+                previous = ts
+                if markers:
+                    self.markers_before(ev, lane)
+                    markers = bool(self.gaps or self.starts)
+                args = fields if extra is None else {**fields, "context": extra}
+                if crossing and kind != "event":
+                    span_id = crossing.get((name, ts if kind == "entry" else span_start(ev) or 0))
+                    if span_id is not None:
+                        phase = {"entry": "b", "exit": "e"}.get(kind, "n")
+                        item = {"ph": phase, "ts": _us(ts), "pid": self.pid, "tid": tid}
+                        item.update(name=name, cat=channel, id=span_id, args=args)
+                        if phase == "n":
+                            item["args"] = {**args, "ringtrace": kind}
+                        append(item)
+                        continue
+                if kind == "entry":
+                    stack.append((name, ts, channel))
+                    lane.floor = ts
+                    us = (ts - origin) / 1000
+                    append(
+                        {"ph": "B", "ts": us, "pid": pid, "tid": tid, "name": name, "cat": channel,
+                         "args": args}
+                    )  # fmt: skip
+                elif kind == "exit":
+                    if stack and stack[-1][0] == name:
+                        stack.pop()
+                        lane.floor = ts
+                        us = (ts - origin) / 1000
+                        append(
+                            {"ph": "E", "ts": us, "pid": pid, "tid": tid, "name": name,
+                             "cat": channel, "args": args}
+                        )  # fmt: skip
+                    else:
+                        self.exit(lane, ts, name, channel, args)
                 else:
-                    track = self.task_track(thread_id, thread_name, task)
-                last_key = key
-            if track.first_ts is None:
-                track.first_ts = ts
+                    us = (ts - origin) / 1000
+                    append(
+                        {"ph": "i", "s": "t", "ts": us, "pid": pid, "tid": tid, "name": name,
+                         "cat": channel, "args": args}
+                    )  # fmt: skip
+            self.flush()
+        if track is not None:
             track.last_ts = ts
-            if self.gaps or self.starts:
-                self.markers_before(ev, track)
-            args = fields if extra is None else {**fields, "context": extra}
-            if crossing and kind != "event":
-                span_id = crossing.get((name, ts if kind == "entry" else span_start(ev) or 0))
-                if span_id is not None:
-                    phase = {"entry": "b", "exit": "e"}.get(kind, "n")
-                    item = {"ph": phase, "ts": _us(ts), "pid": self.pid, "tid": track.tid}
-                    item.update(name=name, cat=channel, id=span_id, args=args)
-                    if phase == "n":
-                        item["args"] = {**args, "ringtrace": kind}
-                    emit(item)
-                    continue
-            if kind == "entry":
-                track.stack.append((name, ts, channel))
-                track.floor = ts
-                emit(
-                    {
-                        "ph": "B",
-                        "ts": self.us(ts),
-                        "pid": track.pid,
-                        "tid": track.tid,
-                        "name": name,
-                        "cat": channel,
-                        "args": args,
-                    }
-                )
-            elif kind == "exit":
-                self.exit(track, ts, name, channel, args)
-            else:
-                emit(
-                    {
-                        "ph": "i",
-                        "s": "t",
-                        "ts": self.us(ts),
-                        "pid": track.pid,
-                        "tid": track.tid,
-                        "name": name,
-                        "cat": channel,
-                        "args": args,
-                    }
-                )
         self.finish(window_start)
         self.flush()
         self.out.write(b"\n]}\n")
@@ -597,7 +637,8 @@ class _Writer:
 
 def write(snapshot: Snapshot, out: BinaryOut) -> None:
     """Write ``snapshot`` to the binary file ``out`` as Chrome Trace Event JSON."""
-    _Writer(snapshot, out).run()
+    with collector_paused():
+        _Writer(snapshot, out).run()
 
 
 FORMATS = [
