@@ -510,3 +510,30 @@ def test_the_fast_encoder_and_the_pure_python_path_write_the_same_trace(
     perfetto.write(snap, pure)
     assert load(fast.getvalue()) == load(pure.getvalue())
     fast.getvalue().decode("ascii")
+
+
+@pytest.mark.parametrize("child", [False, True])
+def test_crossing_spans_are_placed_like_every_other_event(child: bool) -> None:
+    """A span that crosses another on its lane (an async slice, ``b``/``e``)
+    is at its own time from the origin, on its lane's process (a child's)."""
+    streams = [info(context={"pid": 4242, "command": "worker"})] if child else None
+    snap = snapshot(
+        [
+            ev(1_000, "a", "entry"),
+            ev(2_000, "b", "entry"),
+            ev(3_000, "a", "exit", duration_ns=2_000),  # crosses b: b began inside a
+            ev(4_000, "b", "exit", duration_ns=2_000),
+        ],
+        streams,
+    )
+    out = io.BytesIO()
+    perfetto.write(snap, out)
+    events = absolute(load(out.getvalue()))  # check_structure knows no async slices
+    (begin,) = of(events, "b")
+    (end,) = of(events, "e")
+    (bar,) = of(events, "B")
+    assert (begin["name"], begin["ts"], end["ts"]) == ("a", 1.0, 3.0)
+    assert (bar["name"], bar["ts"]) == ("b", 2.0)
+    pid = 4242 if child else 42
+    assert begin["pid"] == end["pid"] == bar["pid"] == pid
+    assert begin["tid"] == end["tid"] == bar["tid"]

@@ -501,7 +501,7 @@ class _Writer:
                     span_id = crossing.get((name, ts if kind == "entry" else span_start(ev) or 0))
                     if span_id is not None:
                         phase = {"entry": "b", "exit": "e"}.get(kind, "n")
-                        item = {"ph": phase, "ts": _us(ts), "pid": self.pid, "tid": tid}
+                        item = {"ph": phase, "ts": (ts - origin) / 1000, "pid": pid, "tid": tid}
                         item.update(name=name, cat=channel, id=span_id, args=args)
                         if phase == "n":
                             item["args"] = {**args, "ringtrace": kind}
