@@ -959,7 +959,25 @@ def test_identity_pairing_in_the_model(tmp_path: Path) -> None:
     assert far[4] == {"id": str(2**63 - 5)}
 
 
-@pytest.mark.parametrize("make", ["lossy", "tasks", "identity", "interleaved", "orders", "empty"])
+def long_uptime(snap: Snapshot, shift: int = 2**55) -> Snapshot:
+    """``snap`` as if taken on a machine up for years: every time beyond 2**53
+    ns, more than a JavaScript number holds exactly (the origin 3 ns later, so
+    that rounding would not cancel out)."""
+    assert snap.origin_ns is not None
+    return Snapshot(
+        events=[ev._replace(timestamp=ev.timestamp + shift) for ev in snap.events],
+        streams=snap.streams,
+        clock_offset_ns=snap.clock_offset_ns - shift,
+        taken_at=snap.taken_at + shift,
+        origin_ns=snap.origin_ns + shift + 3,
+        sources=snap.sources,
+        metadata={k: v + shift if k.endswith("_ns") else v for k, v in snap.metadata.items()},
+    )
+
+
+@pytest.mark.parametrize(
+    "make", ["lossy", "tasks", "identity", "interleaved", "orders", "empty", "long_uptime"]
+)
 def test_chromium_builds_the_same_timeline_as_the_python_model(
     make: str,
     chromium: str,
@@ -986,6 +1004,9 @@ def test_chromium_builds_the_same_timeline_as_the_python_model(
         snap = Snapshot(events=events, streams=[info], clock_offset_ns=0, taken_at=BASE + 70)
     elif make == "orders":
         snap = record_orders(start_recording)
+    elif make == "long_uptime":
+        snap = long_uptime(tasks_snapshot())
+        assert snap.events[1].timestamp - snap.events[0].timestamp == 10_000
     else:
         snap = Snapshot(events=[], streams=[], clock_offset_ns=OFFSET, taken_at=BASE)
     page = write_snapshot(snap, tmp_path / make, "html")

@@ -19,9 +19,7 @@ and canvas text only, never as HTML.
   escaping it. :func:`read_html` reads it back equal to the snapshot
   written (a value no JSON snapshot holds is written as its text).
 * ``ringtrace-data`` (``"format": "ringtrace-timeline"``, ``"version": 2``):
-  ``t``, each event's time in ns relative to ``base_ns`` (exact in a
-  JavaScript number, where a monotonic timestamp may not be); ``summary``,
-  the counts the streams give; ``snapshot``: ``pid``, ``clock_offset_ns``,
+  ``summary``, the counts the streams give; ``snapshot``: ``pid``, ``clock_offset_ns``,
   ``taken_at``, ``since``, ``base_ns`` (as decimal strings: they may exceed
   what a JavaScript number holds exactly), ``metadata``, and for the page
   ``taken_at_rel`` (ns after ``base_ns``) and ``wall_ms``/``wall_sub_ns``
@@ -45,7 +43,8 @@ same in Python, and the tests compare them in Chromium):
   (its name) and ``parent`` (its thread's lane): the page draws it under
   its thread, and entries and exits pair within the task.
 * ``events``: ``[t, kind, name, lane, fields, context, position]`` per
-  event in snapshot order; ``kind``, ``name`` and ``context`` index the
+  event in snapshot order; ``t`` is ns relative to ``base_ns`` (the
+  script reads timestamps beyond 2**53 as their text, exactly); ``kind``, ``name`` and ``context`` index the
   ``kinds``, ``names`` and ``contexts`` tables.
 * ``spans``: ``[lane, start, end, entry, exit, depth, flags, name]``, sorted
   by lane, depth and start; ``entry``/``exit`` index ``events`` (-1 when
@@ -100,7 +99,6 @@ _SNAPSHOT_PLACEHOLDER = "@@RINGTRACE_SNAPSHOT@@"
 _DATA_OPEN = '<script type="application/json" id="ringtrace-data">'
 _SNAPSHOT_OPEN = '<script type="application/json" id="ringtrace-snapshot">'
 _CHUNK = 2048  # events per step of the model (the page's script steps alike)
-_TIMES_CHUNK = 16_384  # event times per piece of the page data
 _MAX_SAFE_INT = 2**53 - 1
 # Digits all made "0": a run of 16 may be an integer a browser cannot hold.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -513,33 +511,16 @@ def _counts(snapshot: Snapshot) -> dict[str, int]:
     }
 
 
-def _times(times: list[int]) -> bytes:
-    """Event times as a JSON array (msgspec when installed), escaped."""
-    encode = json_format.fast_encode
-    if encode is not None and set(map(type, times)) <= {int}:
-        data: bytes = encode(times)
-        if _SIXTEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
-            return data
-    return _json(times)
-
-
-def _page_chunks(snapshot: Snapshot) -> Iterator[bytes]:
-    """The page data (version 2), in pieces: what the page's script needs
-    beside the snapshot document, which it reads as it is."""
-    events = snapshot.events
-    base = snapshot.origin
-    yield (
+def _page_data(snapshot: Snapshot) -> bytes:
+    """The page data (version 2): what the page's script needs beside the
+    snapshot document, which it reads as it is."""
+    return (
         b'{"format":"ringtrace-timeline","version":2,"snapshot":'
-        + _json(_header(snapshot, base))
+        + _json(_header(snapshot, snapshot.origin))
         + b',"summary":'
         + _json(_counts(snapshot))
-        + b',"t":['
+        + b"}"
     )
-    for begin in range(0, len(events), _TIMES_CHUNK):
-        times = list(map(sub, map(_stamp, events[begin : begin + _TIMES_CHUNK]), repeat(base)))
-        data = _times(times)[1:-1]
-        yield data if begin == 0 else b"," + data
-    yield b"]}"
 
 
 def _model_chunks(snapshot: Snapshot) -> Iterator[bytes]:
@@ -711,8 +692,7 @@ def write_html(snapshot: Snapshot, out: BinaryIO) -> None:
     """
     head, middle, tail = _template()
     out.write(head)
-    for piece in _page_chunks(snapshot):
-        out.write(piece)
+    out.write(_page_data(snapshot))
     out.write(middle)
     for piece in json_format.document(snapshot, lenient=True):
         out.write(_escape(piece))

@@ -130,6 +130,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gzip
 import json
 import math
@@ -298,8 +299,11 @@ def _block_is_plain(block: list[Event]) -> bool:
         return False
     if not _plain_dicts(list(map(_fields, block))):
         return False
+    ids = list(map(id, map(_context, block)))
+    if ids.count(ids[0]) == len(ids):  # one context (a stream's) for the whole block
+        return _plain_dicts([block[0][6]])
     contexts = list(map(_context, block))
-    return _plain_dicts(list(dict(zip(map(id, contexts), contexts, strict=True)).values()))
+    return _plain_dicts(list(dict(zip(ids, contexts, strict=True)).values()))
     # A "$" key is only special in nested dicts, which this path never has.
 
 
@@ -344,7 +348,10 @@ def _encode_block(block: list[Event], first_index: int, lenient: bool = False) -
     return _encode(rows)[1:-1].encode("ascii")
 
 
+@functools.lru_cache(maxsize=1)
 def _generator() -> str:
+    """This package and its version (read once: reading the metadata costs
+    milliseconds, more than encoding a thousand events)."""
     try:
         from importlib.metadata import version
 
