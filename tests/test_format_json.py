@@ -23,7 +23,14 @@ from snapshot_builders import ev, stream_info
 
 import instrument
 from instrument import Channel, Event, Recorder, Snapshot, StreamInfo
-from instrument.formats import FormatError, format_names, get_format, json_format, write_snapshot
+from instrument.formats import (
+    FormatError,
+    format_names,
+    get_format,
+    json_format,
+    sharing,
+    write_snapshot,
+)
 from instrument.model import SnapshotFileError
 
 Start = Callable[..., Recorder]
@@ -721,3 +728,33 @@ def test_extra_members_are_ignored(good: Path) -> None:
     """Version 1 readers skip what they do not know (additions keep the version)."""
     edit(good, lambda d: d.update(future={"x": 1}))
     same(Snapshot.load(good), hand_built())
+
+
+@pytest.mark.parametrize("kind", ["plain", "tagged", "non-ascii", "surrogate", "empty"])
+def test_a_document_shared_between_writers_is_the_streamed_one(
+    kind: str, encoder: str, tmp_path: Path
+) -> None:
+    """Inside ``formats.sharing()`` the document is encoded once, in one
+    buffer, and the HTML page embeds those bytes: the same bytes the writer
+    streams block by block outside it, whatever the blocks hold."""
+    snap = big_snapshot(0 if kind == "empty" else 2_000)
+    odd = {
+        "tagged": (1, 2),
+        "non-ascii": "caf\u00e9 \u2603",
+        "surrogate": "lone \udc80",
+    }.get(kind)
+    if odd is not None:
+        ev = snap.events[1500]
+        snap.events[1500] = ev._replace(fields={**ev.fields, "odd": odd})
+    streamed = b"".join(json_format.document(snap))
+    with sharing():
+        shared = b"".join(json_format.document(snap))
+        again = list(json_format.document(snap))
+        page = write_snapshot(snap, tmp_path / "page", "html").read_bytes()
+    assert shared == streamed
+    assert len(again) == 1 and again[0] == streamed  # the first one's, kept
+    assert json_format.parse(shared, "shared") == snap
+    opening = b'<script type="application/json" id="ringtrace-snapshot">'
+    start = page.index(opening) + len(opening)
+    embedded = page[start : page.index(b"</script>", start)]
+    assert embedded == streamed.replace(b"<", b"\\u003c")

@@ -7,10 +7,10 @@ several), spans as bars, point events as ticks, skipped sub-buffers and
 dropped events as marks, and the fields of whatever the pointer is on.
 
 Two ``<script type="application/json">`` blocks carry the data, written in
-pieces so a large snapshot never becomes one string. Every ``<``, ``>`` and
-``&`` in them is written as a ``\\u003c``-style escape, so no recorded value
-can end a block or open markup. The page draws values with ``textContent``
-and canvas text only, never as HTML.
+pieces so a large snapshot never becomes one string. Every ``<`` in them is
+written as ``\\u003c`` (and in the page data ``>`` and ``&`` too), so no
+recorded value can end a block, open a comment in it, or open markup. The
+page draws values with ``textContent`` and canvas text only, never as HTML.
 
 * ``ringtrace-snapshot``: the snapshot as our JSON document
   (:mod:`~instrument.formats.json_format`, the very bytes of the ``json``
@@ -44,8 +44,9 @@ same in Python, and the tests compare them in Chromium):
   its thread, and entries and exits pair within the task.
 * ``events``: ``[t, kind, name, lane, fields, context, position]`` per
   event in snapshot order; ``t`` is ns relative to ``base_ns`` (the
-  script reads timestamps beyond 2**53 as their text, exactly); ``kind``, ``name`` and ``context`` index the
-  ``kinds``, ``names`` and ``contexts`` tables.
+  script reads timestamps beyond 2**53 as their text, exactly); ``kind``,
+  ``name`` and ``context`` index the ``kinds``, ``names`` and ``contexts``
+  tables.
 * ``spans``: ``[lane, start, end, entry, exit, depth, flags, name]``, sorted
   by lane, depth and start; ``entry``/``exit`` index ``events`` (-1 when
   missing); ``flags`` is a sum of :data:`ENTRY_LOST`, :data:`NO_EXIT`,
@@ -695,7 +696,9 @@ def write_html(snapshot: Snapshot, out: BinaryIO) -> None:
     out.write(_page_data(snapshot))
     out.write(middle)
     for piece in json_format.document(snapshot, lenient=True):
-        out.write(_escape(piece))
+        # Only "<" can end a script block or open a comment in it: the
+        # document (large) escapes it alone, in one pass.
+        out.write(piece.replace(b"<", b"\\u003c") if b"<" in piece else piece)
     out.write(tail)
 
 

@@ -163,7 +163,7 @@ GZIP_LEVEL = 6
 class BinaryOut(Protocol):
     """What a writer writes to: a binary file, or anything with ``write(bytes)``."""
 
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: bytes | bytearray, /) -> object: ...
 
 
 _KINDS = {
@@ -394,12 +394,13 @@ def _member(key: str, value: Any) -> str:
     return f"{_encode(key)}:{_encode(value)}"
 
 
-#: A document shared between writers (see :func:`instrument.formats.sharing`)
-#: is kept up to this many bytes; a larger one is encoded again by each.
-SHARE_MAX_BYTES = 256 << 20
+#: Inside :func:`instrument.formats.sharing`, a snapshot of up to this many
+#: events is encoded in one buffer, kept for the next writer; a larger one is
+#: streamed a block at a time by each writer.
+SHARE_MAX_EVENTS = 1 << 20
 
 
-def document(snapshot: Snapshot, *, lenient: bool = False) -> Iterator[bytes]:
+def document(snapshot: Snapshot, *, lenient: bool = False) -> Iterator[bytes | bytearray]:
     """``snapshot`` as our JSON (schema above), in pieces: the header, then
     the events in blocks of :data:`CHUNK_EVENTS`, each encoded when asked
     for, then the end.
@@ -407,30 +408,59 @@ def document(snapshot: Snapshot, *, lenient: bool = False) -> Iterator[bytes]:
     Raises ``TypeError`` naming the event or stream that holds something
     JSON cannot store; with ``lenient`` such a value is written as its
     bounded text instead (the HTML timeline embeds the document so: a page
-    must show any snapshot). Inside :func:`instrument.formats.sharing`, the
-    pieces are encoded once per snapshot and reused by the next writer.
+    must show any snapshot). Inside :func:`instrument.formats.sharing`, a
+    snapshot of up to :data:`SHARE_MAX_EVENTS` events is encoded once, in
+    one piece, and reused by the next writer.
     """
     memo = shared_memo()
+    if memo is None or len(snapshot.events) > SHARE_MAX_EVENTS:
+        yield from _pieces(snapshot, lenient)
+        return
     key = (id(snapshot), id(snapshot.events), len(snapshot.events))
-    if memo is not None:
-        found = memo.get("json")
-        if found is not None and found[0] is snapshot and found[1] == key:
-            yield from found[2]
-            return
-    kept: list[bytes] | None = [] if memo is not None and not lenient else None
-    size = 0
-    for piece in _pieces(snapshot, lenient):
-        if kept is not None:
-            kept.append(piece)
-            size += len(piece)
-            if size > SHARE_MAX_BYTES:
-                kept = None
-        yield piece
-    if kept is not None and memo is not None:
-        memo["json"] = (snapshot, key, kept)
+    found = memo.get("json")
+    if found is not None and found[0] is snapshot and found[1] == key:
+        yield found[2]
+        return
+    if lenient:  # a document for a page: what cannot be stored is shown as text
+        yield from _pieces(snapshot, lenient)
+        return
+    whole = _whole(snapshot)
+    memo["json"] = (snapshot, key, whole)
+    yield whole
 
 
-def _pieces(snapshot: Snapshot, lenient: bool) -> Iterator[bytes]:
+def _whole(snapshot: Snapshot) -> bytes | bytearray:
+    """The document of :func:`_pieces` in one buffer, msgspec encoding each
+    plain block straight into it (no copy of a block, no concatenation)."""
+    events = snapshot.events
+    buf = bytearray(_head(snapshot, False))
+    encoder = getattr(fast_encode, "__self__", None)
+    encode_into = getattr(encoder, "encode_into", None)
+    for start in range(0, len(events), CHUNK_EVENTS):
+        block = events[start : start + CHUNK_EVENTS]
+        at = len(buf)
+        if encode_into is not None and _block_is_plain(block):
+            try:
+                encode_into(block, buf, -1)  # appended: "[row,row...]"
+            except (UnicodeEncodeError, TypeError, ValueError):  # lone surrogates
+                del buf[at:]
+        if len(buf) == at:
+            buf += b"[" + _encode_block(block, start) + b"]"
+        buf[at] = 0x0A  # "[" -> "\n"
+        if start:
+            buf[at - 1] = 0x2C  # the block before: "]" -> ","
+    if events:
+        buf[-1] = 0x0A  # the last block's "]" -> "\n"
+        buf += b"]}\n"
+    else:
+        buf += b"\n]}\n"
+    if not buf.isascii():  # msgspec wrote UTF-8: block by block, escaped where needed
+        return b"".join(_pieces(snapshot, False))
+    return buf
+
+
+def _head(snapshot: Snapshot, lenient: bool) -> bytes:
+    """Every member of the document up to the opening of its events."""
     events = snapshot.events
     head = [
         _member("schema", SCHEMA),
@@ -461,7 +491,7 @@ def _pieces(snapshot: Snapshot, lenient: bool) -> Iterator[bytes]:
     streams = ",\n".join(
         _encode(_stream_obj(i, s, lenient)) for i, s in enumerate(snapshot.streams)
     )
-    yield (
+    return (
         "{"
         + ",".join(head)
         + ",\n"
@@ -477,6 +507,12 @@ def _pieces(snapshot: Snapshot, lenient: bool) -> Iterator[bytes]:
         + _member("event_fields", EVENT_FIELDS)
         + ',\n"events":['
     ).encode("ascii")
+
+
+def _pieces(snapshot: Snapshot, lenient: bool) -> Iterator[bytes]:
+    """The document a piece at a time: the head, each block, the end."""
+    events = snapshot.events
+    yield _head(snapshot, lenient)
     for start in range(0, len(events), CHUNK_EVENTS):
         block = _encode_block(events[start : start + CHUNK_EVENTS], start, lenient)
         yield (b",\n" if start else b"\n") + block
