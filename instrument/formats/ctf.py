@@ -855,13 +855,15 @@ class _Encoder:
         if not texts:
             return list(map(_cstring, values))
         cache = self.strings
+        encoded = list(map(cache.get, values))
+        if None not in encoded:  # every string seen before: the common case
+            return encoded  # type: ignore[return-value]
         new = list(set(values).difference(cache))
-        if new:
-            if "\x00" in "".join(new):
-                cache.update(zip(new, map(_cstring, new), strict=True))
-            else:
-                utf8 = map(str.encode, new, repeat("utf-8"), repeat("backslashreplace"))
-                cache.update(zip(new, map(bytes.__add__, utf8, repeat(b"\x00")), strict=True))
+        if "\x00" in "".join(new):
+            cache.update(zip(new, map(_cstring, new), strict=True))
+        else:
+            utf8 = map(str.encode, new, repeat("utf-8"), repeat("backslashreplace"))
+            cache.update(zip(new, map(bytes.__add__, utf8, repeat(b"\x00")), strict=True))
         return list(map(cache.__getitem__, values))
 
     def column(self, values: list[Any], kind: str, texts: bool | None = None) -> _Item:
