@@ -19,7 +19,11 @@ library on data already shaped for it, and the bytes written.
   escaped for a ``<script>`` block (``<``, ``>``, ``&``), written. Pairing
   entries with exits into spans is on top of it.
 * ``ctf``: ``struct.pack_into`` of one record per event (event class id,
-  timestamp, a 64-bit field) into a preallocated buffer, written.
+  timestamp, a 64-bit field) into a preallocated buffer, written. A strict
+  floor: its columns are built before the clock starts and its records
+  take 18 bytes, while a writer reads every event's tuple and fields,
+  groups them by stream and event class, types each field and encodes the
+  strings (the trace takes about 30 bytes an event).
 * ``Snapshot.load``: ``json.load`` of the same file (the stdlib, as the
   issue's figure). Peak memory of the load is measured with ``tracemalloc``
   (Python allocations, a separate pass) against the file's size.
