@@ -25,10 +25,10 @@ def timeline_frame(title: str, document: str, path: Path) -> str:
     """An iframe holding the timeline ``document``, as tall as its lanes need
     (up to a screen): estimated here, set exactly by the page's own script
     (``data-ringtrace-fit``), not a fixed height with half of it empty."""
-    from instrument.formats.html import page_height, read_data
+    from instrument.formats.html import frame_height
 
     try:
-        height = page_height(read_data(path))
+        height = frame_height(path)
     except (OSError, ValueError, KeyError, TypeError, IndexError):  # an estimate only
         height = 400
     return (

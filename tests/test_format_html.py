@@ -841,7 +841,8 @@ def test_chromium_sizes_the_embedded_timeline_to_its_content(chromium: str, tmp_
     from pytest_ringtrace.attach import timeline_frame
 
     page = write_snapshot(tasks_snapshot(), tmp_path / "embedded", "html")
-    estimate = timeline.page_height(timeline.read_data(page))
+    estimate = timeline.frame_height(page)
+    assert estimate == timeline.page_height(timeline.read_data(page))
     frame = timeline_frame("ringtrace call", page.read_text("utf-8"), page)
     assert frame.startswith(
         f'<iframe title="ringtrace call timeline" data-ringtrace-fit '
@@ -1039,3 +1040,43 @@ def test_pages_of_version_1_are_still_read(tmp_path: Path) -> None:
     )
     assert timeline.read_data(old) == data
     assert timeline.read_html(old) == snap
+
+
+def test_the_frame_height_estimate_is_the_model_height(
+    start_recording: Callable[..., Recorder], tmp_path: Path
+) -> None:
+    """pytest-html's frame gets its height from the embedded snapshot without
+    building the timeline (frame_height): the same as the model's, here."""
+    depth = 15
+    names = [f"level{i}" for i in range(depth)]
+    deep = Snapshot(
+        events=[
+            Event(BASE + 1_000 * i, name, kind, 1, "deep", {}, {}, "default", i)
+            for i, (name, kind) in enumerate(
+                zip(names + names[::-1], ["entry"] * depth + ["exit"] * depth, strict=True)
+            )
+        ],
+        streams=[
+            stream(1, "deep", first=0, last=2 * depth - 1),
+            stream(2, "idle", first=None, last=None),
+        ],
+        clock_offset_ns=OFFSET,
+        taken_at=BASE,
+    )
+    snaps = {
+        "lossy": lossy_snapshot(),
+        "tasks": tasks_snapshot(),
+        "identity": identity_snapshot(),
+        "orders": record_orders(start_recording),
+        "deep": deep,
+        "empty": Snapshot(events=[], streams=[], clock_offset_ns=OFFSET, taken_at=BASE),
+    }
+    heights = {}
+    for name, snap in snaps.items():
+        page = write_snapshot(snap, tmp_path / name, "html")
+        heights[name] = (
+            timeline.frame_height(page),
+            timeline.page_height(timeline.read_data(page)),
+        )
+    assert all(a == b for a, b in heights.values()), repr(heights)
+    assert len({a for a, _ in heights.values()}) > 3  # they differ by snapshot

@@ -677,10 +677,69 @@ def page_height(data: dict[str, Any]) -> int:
     depth: dict[int, int] = {}
     for span in data["spans"]:
         depth[span[0]] = max(depth.get(span[0], -1), span[5])
-    lanes = sum(
-        max(44, 5 + 16 + min(depth.get(i, -1) + 1, 10) * 18 + 5) for i in range(len(data["lanes"]))
-    )
+    return _height([depth.get(i, -1) + 1 for i in range(len(data["lanes"]))])
+
+
+def _height(rows: list[int]) -> int:
+    """The page's height for lanes of ``rows`` span rows each."""
+    lanes = sum(max(44, 5 + 16 + min(n, 10) * 18 + 5) for n in rows)
     return max(_PAGE_MIN, min(_PAGE_TOP + lanes, _PAGE_MAX))
+
+
+def frame_height(path: Path) -> int:
+    """:func:`page_height` of the timeline at ``path``, from its embedded
+    snapshot without building the timeline: the calls of each lane (a
+    stream, an asyncio task, an unlisted stream) paired by name and entry
+    time only, and laid out as the page lays them out. A fraction of the
+    cost of :func:`read_data` (pytest-html frames every failure's page); the
+    page's script sets the exact height when it runs.
+    """
+    data, text = _page(path)
+    if data["version"] == 1:
+        return page_height(data)
+    try:
+        doc = json.loads(_block(path, text, _SNAPSHOT_OPEN))
+        spans: dict[Any, list[tuple[int, int]]] = {}
+        for info in doc["streams"]:
+            spans.setdefault((info["thread_id"], info["thread_name"], info["channel"], None), [])
+        extra = len(doc["streams"]) - len(spans)  # reused thread ids: lanes of their own
+        opened: dict[Any, list[int]] = {}
+        end = doc["taken_at"]
+        for t, name, kind, tid, tname, fields, ctx, channel, _ in doc["events"]:
+            task = ctx.get("task")
+            key: tuple[Any, ...] = (tid, tname, channel, None)
+            lane = spans.setdefault(key, [])  # (an unlisted stream's lane, even for its tasks)
+            if type(task) is str:
+                key = (tid, tname, channel, task)
+                lane = spans.setdefault(key, [])
+            end = max(end, t)
+            if kind == "entry":
+                opened.setdefault((key, name), []).append(t)
+            elif kind == "exit":
+                starts = opened.get((key, name))
+                duration = fields.get("duration_ns")
+                start = t - duration if type(duration) is int else None
+                if starts and start is None:  # the most recent of its name
+                    start = starts.pop()
+                elif starts and start in starts:
+                    starts.remove(start)
+                lane.append((t if start is None else start, t))
+        for (key, _), starts in opened.items():
+            spans[key].extend((start, max(end, start)) for start in starts)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise TimelineError(f"{path}: the embedded snapshot is damaged: {exc!r}") from None
+    rows = []
+    for lane in spans.values():
+        lane.sort(key=lambda span: (span[0], -span[1]))
+        ends: list[int] = []
+        deepest = 0
+        for start, stop in lane:
+            while ends and ends[-1] <= start:
+                ends.pop()
+            ends.append(stop)
+            deepest = max(deepest, len(ends))
+        rows.append(deepest)
+    return _height(rows + [0] * extra)
 
 
 def write_html(snapshot: Snapshot, out: BinaryIO) -> None:
