@@ -537,3 +537,26 @@ def test_crossing_spans_are_placed_like_every_other_event(child: bool) -> None:
     pid = 4242 if child else 42
     assert begin["pid"] == end["pid"] == bar["pid"] == pid
     assert begin["tid"] == end["tid"] == bar["tid"]
+
+
+@pytest.mark.parametrize("value", ["caf\u00e9", "\ud800", math.inf, {"nested": [1]}, b"raw"])
+def test_a_block_msgspec_would_write_otherwise_goes_the_stdlib_way(
+    monkeypatch: pytest.MonkeyPatch, value: Any
+) -> None:
+    """Events of a plain block become msgspec structs, encoded unchecked; a
+    block with a value msgspec would write differently (non-ASCII text, a
+    lone surrogate, infinity, a container, bytes) is written as the stdlib
+    way writes it, whatever the events' kinds."""
+    events = [
+        ev(1_000 + i, "f", kind, duration_ns=1) if kind == "exit" else ev(1_000 + i, "f", kind)
+        for i, kind in enumerate(["entry", "exit", "event"] * 3)
+    ]
+    events[4] = events[4]._replace(fields={"duration_ns": 1, "v": value})
+    snap = snapshot(events)
+    assert json_format.fast_encode is not None, "msgspec is part of the test extra"
+    fast = io.BytesIO()
+    perfetto.write(snap, fast)
+    monkeypatch.setattr(json_format, "fast_encode", None)
+    pure = io.BytesIO()
+    perfetto.write(snap, pure)
+    assert fast.getvalue() == pure.getvalue()
