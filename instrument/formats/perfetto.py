@@ -571,33 +571,11 @@ class _Writer:
                             item["args"] = {**args, "ringtrace": kind}
                         append(item)
                         continue
+                us = (ts - origin) / 1000
                 if kind == "entry":
                     stack.append((name, ts, channel))
-                    lane.floor = ts
-                    us = (ts - origin) / 1000
-                    if plain:
-                        append(Slice("B", us, pid, tid, name, channel, args))
-                    else:
-                        append(
-                            {"ph": "B", "ts": us, "pid": pid, "tid": tid, "name": name,
-                             "cat": channel, "args": args}
-                        )  # fmt: skip
-                elif kind == "exit":
-                    if stack and stack[-1][0] == name:
-                        stack.pop()
-                        lane.floor = ts
-                        us = (ts - origin) / 1000
-                        if plain:
-                            append(Slice("E", us, pid, tid, name, channel, args))
-                        else:
-                            append(
-                                {"ph": "E", "ts": us, "pid": pid, "tid": tid, "name": name,
-                                 "cat": channel, "args": args}
-                            )  # fmt: skip
-                    else:
-                        self.exit(lane, ts, name, channel, args)
-                else:
-                    us = (ts - origin) / 1000
+                    phase = "B"
+                elif kind != "exit":
                     if plain:
                         append(Instant("i", "t", us, pid, tid, name, channel, args))
                     else:
@@ -605,6 +583,21 @@ class _Writer:
                             {"ph": "i", "s": "t", "ts": us, "pid": pid, "tid": tid, "name": name,
                              "cat": channel, "args": args}
                         )  # fmt: skip
+                    continue
+                elif stack and stack[-1][0] == name:  # the innermost entry's exit
+                    stack.pop()
+                    phase = "E"
+                else:
+                    self.exit(lane, ts, name, channel, args)
+                    continue
+                lane.floor = ts
+                if plain:
+                    append(Slice(phase, us, pid, tid, name, channel, args))
+                else:
+                    append(
+                        {"ph": phase, "ts": us, "pid": pid, "tid": tid, "name": name,
+                         "cat": channel, "args": args}
+                    )  # fmt: skip
             self.flush()
         self.plain = False
         if track is not None:
