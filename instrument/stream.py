@@ -27,8 +27,9 @@ A record is a tuple whose first item is its own position:
 ``(position, timestamp_ns, name, fields, kind)`` for an entry or exit, and
 ``(position, timestamp_ns, name, fields, kind, context)`` on a channel with
 dynamic context. ``kind`` is ``entry``, ``exit``, or ``suspend``/``resume``
-(a generator's or coroutine's suspension and resumption, recorded by the
-sysmon engine).
+(a generator's or coroutine's suspension and resumption: the sysmon engine
+records them at ``PY_YIELD``/``PY_RESUME``, the wrapt engine's wrappers
+where they hand a value out and are sent, thrown or closed into).
 
 Pairing: a span's identity is its name and its entry's timestamp. An exit,
 suspension or resumption stores its entry's timestamp ``t0`` (an int) as
@@ -72,6 +73,9 @@ from .channel import Channel
 EVENT = "event"
 ENTRY = "entry"
 EXIT = "exit"
+#: A generator's or coroutine's suspension and resumption (both engines).
+SUSPEND = "suspend"
+RESUME = "resume"
 
 # A record: (position, timestamp_ns, name, fields[, kind[, dynamic context]]).
 Record = tuple[Any, ...]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import instrument
 from instrument import Channel, Event, Recorder
+from instrument.model import span_start
 
 TASKS = 1000
 STEPS = 3
@@ -82,6 +83,18 @@ def test_1000_concurrent_tasks_each_event_carries_its_own_task(
     interleaved = 0
     for task_name, events in by_task.items():
         i = int(str(task_name).removeprefix("task-"))
+        # each traced coroutine's suspensions and resumptions alternate, and
+        # carry the entry timestamp of their own coroutine (pairing by identity)
+        starts = {ev.timestamp for ev in events if ev.kind == "entry"}
+        running: dict[int | None, bool] = {}
+        for ev in events:
+            if ev.kind in ("suspend", "resume"):
+                start = span_start(ev)
+                assert start in starts, (task_name, ev)
+                assert running.get(start, True) is (ev.kind == "suspend"), (task_name, ev)
+                running[start] = ev.kind == "resume"
+        assert running and all(running.values())
+        events = [ev for ev in events if ev.kind not in ("suspend", "resume")]
         assert len(events) == per_task, task_name
         # every event that names its task's number is in that task's context
         assert all(ev.fields.get("i", i) == i for ev in events if ev.kind != "exit"), task_name

@@ -5,9 +5,16 @@ Runs on every Python version, and on the sysmon engine traces what
 code object). A traced function keeps its signature, ``__wrapped__``,
 docstring and descriptor behaviour (methods, classmethods, staticmethods),
 and ``isinstance`` checks pass through. Generators, coroutines and async
-generators are traced from their first resumption to their end, and behave
-exactly as the original under ``send``/``throw``/``close`` (and
-``asend``/``athrow``/``aclose``).
+generators are traced from their first resumption to their end, with a
+``suspend`` record each time they hand a value out (to their consumer, or
+to the event loop from an ``await`` inside) and a ``resume`` record each
+time they are sent, thrown or closed into, as the sysmon engine records
+them; they behave exactly as the original under ``send``/``throw``/``close``
+(and ``asend``/``athrow``/``aclose``). A coroutine is stepped by hand for
+that (see ``_steps``), not awaited: the wrapper's ``cr_await`` is that
+stepper, not the coroutine. Records go to the recorder that was active at
+the entry only, so that a generator that outlives a recording writes no
+half of a pair into the next one.
 
 What it cannot remove, by design: the wrapper is another object (identity,
 ``type(f)``), its Python wrapper function is another frame, and a call
@@ -19,14 +26,15 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
+import types
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import Any
 
 import wrapt
 
 from .. import hotpath
-from ..hotpath import call_wrapper, emit, emit_exit, error_fields
-from ..stream import ENTRY
+from ..hotpath import call_wrapper, emit, emit_captured, emit_exit, error_fields
+from ..stream import ENTRY, RESUME, SUSPEND
 from . import TraceOptions, Undo, unwrap_descriptor
 
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -104,6 +112,91 @@ def _deferred(traced: Callable[[Any, Any], Any], capture: hotpath.Capture | None
     return wrapper
 
 
+#: What a generator, coroutine or async generator whose first resumption
+#: was not recorded compares its recorder with: never the active one.
+_NOT_RECORDED = object()
+
+
+def _recording_for(t0: int) -> Any:
+    """The recorder a generator entered at ``t0`` records to: the one active
+    at its entry, never a later one (its suspensions, resumptions and exit
+    would pair with no entry), and none when no entry was recorded."""
+    return hotpath._recorder if t0 else _NOT_RECORDED
+
+
+@types.coroutine
+def _steps(
+    awaitable: Any,
+    key: Any,
+    name: str,
+    t0: int,
+    recorder: Any,
+    thrown: list[BaseException] | None = None,
+    closes: bool = True,
+) -> Any:
+    """``await awaitable`` (a coroutine, an async generator's ``asend`` or
+    ``athrow``), stepped by hand to record a suspension before each value it
+    yields out to the event loop and a resumption when it is sent or thrown
+    into, exactly as ``await`` would step it otherwise. ``thrown`` holds an
+    exception to throw in first instead of sending.
+
+    * Exceptions are thrown outside the ``except`` block that caught them, so
+      that what ``awaitable`` raises later gets no ``__context__`` from them,
+      and are handed over in a list, so that no frame of ours keeps one
+      alive through its traceback.
+    * A ``GeneratorExit`` (``close()``, or thrown) is raised again, having
+      closed ``awaitable`` if ``closes``, as ``await`` does. The coroutine
+      wrapper passes ``closes=False`` and throws it in itself: an ``await``
+      that closes would make a coroutine that catches it end, where the
+      original could go on.
+    """
+    __tracebackhide__ = True
+    send, throw = awaitable.send, awaitable.throw
+    sent: Any = None
+    while True:
+        try:
+            if thrown is None:
+                out = send(sent)
+            else:
+                box, thrown = thrown, None
+                out = throw(box.pop())
+        except StopIteration as stop:
+            return stop.value
+        if hotpath._recorder is recorder:
+            emit_captured(key, SUSPEND, name, t0)
+        try:
+            sent = yield out
+        except BaseException as exc:
+            thrown = [exc]
+        out = None  # the loop's future: not kept alive by this frame
+        if hotpath._recorder is recorder:
+            emit_captured(key, RESUME, name, t0)
+        if thrown is not None and isinstance(thrown[0], GeneratorExit):
+            if closes:
+                awaitable.close()
+            raise thrown.pop()
+
+
+class _Unstarted:
+    """Holds a traced coroutine until its wrapper first runs.
+
+    A wrapper that never runs (never awaited, closed, or thrown into before
+    its first step, as a task cancelled at once is) closes it, so that only
+    the wrapper, named as it is, warns that it was never awaited: once, as
+    the coroutine alone would, and never when it was closed."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro: Any) -> None:
+        self.coro: Any = coro
+
+    def __del__(self) -> None:
+        coro = self.coro
+        if type(coro) is types.CoroutineType:
+            self.coro = None
+            coro.close()
+
+
 def _generator_wrapper(
     key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
 ) -> Any:
@@ -112,17 +205,25 @@ def _generator_wrapper(
         # GeneratorExit into close() of ``gen`` (and drops what close()
         # returns on 3.13). The throw is made outside the ``except`` block, so
         # that an exception ``gen`` raises later gets no ``__context__`` from it.
+        # A suspension is recorded before each value handed to the consumer,
+        # a resumption when the consumer sends, throws or closes.
         __tracebackhide__ = True
         t0 = emit(key, ENTRY, name, entry)
+        recorder = _recording_for(t0)
         try:
             try:
                 value = next(gen)
                 while True:
                     thrown = None
+                    if hotpath._recorder is recorder:
+                        emit_captured(key, SUSPEND, name, t0)
                     try:
                         sent = yield value
                     except BaseException as exc:
                         thrown = exc
+                    value = None  # not kept alive by this frame while gen runs
+                    if hotpath._recorder is recorder:
+                        emit_captured(key, RESUME, name, t0)
                     if thrown is None:
                         value = gen.send(sent)
                     else:
@@ -131,10 +232,10 @@ def _generator_wrapper(
             except StopIteration as stop:
                 result = stop.value
         except BaseException as exc:
-            if t0:  # 0: not recording at the first resumption, no entry
+            if hotpath._recorder is recorder:
                 emit_exit(key, name, t0, error_fields(exc))
             raise
-        if t0:
+        if hotpath._recorder is recorder:
             emit_exit(key, name, t0, _exit_fields(finish, result))
         return result
 
@@ -144,20 +245,41 @@ def _generator_wrapper(
 def _coroutine_wrapper(
     key: Any, name: str, capture: hotpath.Capture | None, finish: hotpath.Finish | None
 ) -> Any:
-    async def traced(coro: Coroutine[Any, Any, Any], entry: Any) -> Any:
+    async def traced(unstarted: _Unstarted, entry: Any) -> Any:
+        # Awaits the coroutine through _steps, which records each suspension
+        # and resumption. A GeneratorExit (close() or throw()) that reaches
+        # the wrapper while the coroutine is suspended is thrown into it, as
+        # it would reach it untraced, and the coroutine decides: it may end,
+        # raise, or go on (then close() raises "ignored GeneratorExit").
         __tracebackhide__ = True
+        coro, unstarted.coro = unstarted.coro, None
         t0 = emit(key, ENTRY, name, entry)
+        recorder = _recording_for(t0)
         try:
-            result = await coro
+            if type(coro) is not types.CoroutineType:  # another awaitable
+                result = await coro
+            else:
+                thrown: list[BaseException] | None = None
+                while True:
+                    try:
+                        result = await _steps(coro, key, name, t0, recorder, thrown, False)
+                        break
+                    except GeneratorExit as exc:
+                        if coro.cr_frame is None:  # the coroutine ended with it
+                            raise
+                        thrown = [exc]
         except BaseException as exc:  # CancelledError included: recorded, re-raised
-            if t0:  # 0: not recording at the first resumption, no entry
+            if hotpath._recorder is recorder:
                 emit_exit(key, name, t0, error_fields(exc))
             raise
-        if t0:
+        if hotpath._recorder is recorder:
             emit_exit(key, name, t0, _exit_fields(finish, result))
         return result
 
-    return _deferred(traced, capture)
+    def coroutine(coro: Coroutine[Any, Any, Any], entry: Any) -> Any:
+        return traced(_Unstarted(coro), entry)
+
+    return _deferred(coroutine, capture)
 
 
 def _async_generator_wrapper(
@@ -166,30 +288,39 @@ def _async_generator_wrapper(
     async def traced(agen: AsyncGenerator[Any, Any], entry: Any) -> AsyncGenerator[Any, Any]:
         # Forwards asend/athrow/aclose by hand, as the plain generator wrapper
         # does: aclose() reaches ``agen`` as the GeneratorExit it is, so that
-        # ``agen`` reacts to it exactly as it would untraced.
+        # ``agen`` reacts to it exactly as it would untraced. Each step is
+        # awaited through _steps: a suspension is recorded at each await
+        # inside ``agen`` and at each value handed to the consumer.
         __tracebackhide__ = True
         t0 = emit(key, ENTRY, name, entry)
+        recorder = _recording_for(t0)
         try:
             try:
-                value = await agen.__anext__()
+                value = await _steps(agen.__anext__(), key, name, t0, recorder)
                 while True:
                     thrown = None
+                    if hotpath._recorder is recorder:
+                        emit_captured(key, SUSPEND, name, t0)
                     try:
                         sent = yield value
                     except BaseException as exc:
                         thrown = exc
+                    value = None
+                    if hotpath._recorder is recorder:
+                        emit_captured(key, RESUME, name, t0)
                     if thrown is None:
-                        value = await agen.asend(sent)
+                        value = await _steps(agen.asend(sent), key, name, t0, recorder)
                     else:
-                        value = await agen.athrow(thrown)
+                        step = agen.athrow(thrown)
                         thrown = None
+                        value = await _steps(step, key, name, t0, recorder)
             except StopAsyncIteration:
                 pass
         except BaseException as exc:
-            if t0:  # 0: not recording at the first resumption, no entry
+            if hotpath._recorder is recorder:
                 emit_exit(key, name, t0, error_fields(exc))
             raise
-        if t0:
+        if hotpath._recorder is recorder:
             emit_exit(key, name, t0, _exit_fields(finish, None))
 
     return _deferred(traced, capture)
