@@ -15,7 +15,10 @@ thread's time; minimum over interleaved rounds, as in ``bench_core.py``):
   while the sysmon engine records (``PY_UNWIND`` and ``EXCEPTION_HANDLED``
   are global events before 3.15) against the same code not recording;
 * the recursion depth a traced recursive function reaches, against an
-  untraced one (once each).
+  untraced one (once each);
+* one step of a traced generator (``next``) and of a traced coroutine
+  (``send``, an ``await`` that yields to the caller), each a suspension and
+  a resumption recorded, against the same step untraced.
 
 On 3.10 and 3.11 only the wrapt engine's figures are printed.
 
@@ -34,6 +37,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +56,47 @@ def make(label: str) -> Callable[[int, int], int]:
     namespace: dict[str, Any] = {}
     exec(compile("def f(a, b):\n    return a + b\n", f"<bench {label}>", "exec"), namespace)
     return namespace["f"]  # type: ignore[no-any-return]
+
+
+@types.coroutine
+def pause() -> Any:
+    """Yields to whoever steps the coroutine (as an event loop's future does)."""
+    yield
+
+
+def make_suspendables(label: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """A fresh endless generator function and coroutine function."""
+    source = (
+        "def gen():\n    while True:\n        yield 1\n"
+        "async def coro():\n    while True:\n        await pause()\n"
+    )
+    namespace: dict[str, Any] = {"pause": pause}
+    exec(compile(source, f"<bench suspendables {label}>", "exec"), namespace)
+    return namespace["gen"], namespace["coro"]
+
+
+def suspendable_cases(engine_names: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Generator and coroutine steps, untraced and traced per engine (made
+    while recording: the wrapt engine wraps only then). Also what to close."""
+    made: list[Any] = []
+    kinds: dict[str, Any] = {"untraced": make_suspendables("plain")}
+    for engine in engine_names:
+        previous = engines.use(engine)
+        try:
+            gen, coro = make_suspendables(engine)
+            kinds[f"traced ({engine})"] = (
+                instrument.trace(name=f"bench.gen.{engine}")(gen),
+                instrument.trace(name=f"bench.coro.{engine}")(coro),
+            )
+        finally:
+            engines.use(previous)
+    cases: dict[str, Any] = {}
+    for kind, (gen, coro) in kinds.items():
+        g, c = gen(), coro()
+        made += [g, c]
+        cases[f"generator step, {kind}"] = unrolled("step()", {"step": g.__next__})
+        cases[f"coroutine step, {kind}"] = unrolled("step(None)", {"step": c.send})
+    return cases, made
 
 
 def raiser() -> None:
@@ -161,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
             rounds,
             turns,
         )
+        print("generator and coroutine steps, recording:")
+        suspendables, made = suspendable_cases(engine_names)
+        steps_ns = measure(suspendables, rounds, turns)
+        for obj in made:
+            obj.close()
         print("raise and catch, untraced code, recording:")
         raising_on = measure({"raise+catch": unrolled("r()", {"r": raiser})}, rounds, turns // 10)
     finally:
@@ -195,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
             f"  recursion depth traced ({engine}) / untraced: "
             f"{depths[engine]} / {plain_depth} = {depths[engine] / plain_depth:.3f}"
         )
+    for engine in engine_names:
+        for what in ("generator", "coroutine"):
+            plain_step = steps_ns[f"{what} step, untraced"]
+            traced_step = steps_ns[f"{what} step, traced ({engine})"]
+            print(
+                f"  {what} step traced ({engine}) / untraced: {traced_step / plain_step:.2f}x "
+                f"(+{traced_step - plain_step:.0f} ns)"
+            )
     event_floor = ev_ns["instrument.event"] / ev_ns["floor: deque append"]
     print(f"  instrument.event / deque floor: {event_floor:.2f}x")
     unwind = raising_on["raise+catch"] / raising_off["raise+catch"]
