@@ -13,8 +13,9 @@ import instrument
 from instrument import Channel, Recorder
 
 # The suite's older tests assert the wrapt engine's objects (wrappers,
-# ``__wrapped__``): they run on the wrapt engine on every version. Tests of the sysmon engine pick it with the ``sysmon``
-# fixture (tests/test_sysmon_engine.py and the transparency suite).
+# ``__wrapped__``): they run on the wrapt engine on every version. Tests of
+# the sysmon engine pick it with the ``sysmon`` fixture
+# (tests/test_sysmon_engine.py and the transparency suite).
 instrument.engines.use("wrapt")
 
 

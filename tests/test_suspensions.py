@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import wrapt
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import instrument
@@ -494,6 +494,18 @@ def drive(coro: Any, ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(shape=coroutine_shapes, ops=coroutine_ops)
+@example(  # GeneratorExit thrown in reaches the coroutine (an await would close it)
+    shape={"items": [0], "catch": (), "later": False, "on_exit": "propagate"},
+    ops=[("send", None), ("throw", GeneratorExit)],
+)
+@example(  # which may go on: throw() returns what it hands out next
+    shape={"items": [0, 1], "catch": (), "later": False, "on_exit": "pause"},
+    ops=[("send", None), ("throw", GeneratorExit), ("send", 5)],
+)
+@example(  # a handled exception is no __context__ of a later one
+    shape={"items": [0, 1, 2], "catch": (ValueError,), "later": True, "on_exit": "raise"},
+    ops=[("send", None), ("throw", ValueError), ("send", 1), ("close",)],
+)
 def test_traced_coroutines_behave_as_the_originals_under_send_throw_close(
     start_recording: Callable[..., Recorder], shape: dict[str, Any], ops: list[tuple[Any, ...]]
 ) -> None:
