@@ -309,6 +309,42 @@ def test_arguments_and_return_values_are_captured_when_asked(recorder: Recorder)
     assert exit_.fields["retval"] == "[3]"
 
 
+def test_capturing_arguments_keeps_none_alive_and_leaves_a_held_locals_dict_alone(
+    recorder: Recorder,
+) -> None:
+    """On 3.12 a frame's ``f_locals`` is a dict that the frame keeps: the
+    arguments read from it must not live on in it past a ``del`` (a
+    generator's, for its whole life), and a dict the program holds is not
+    emptied under it."""
+    freed: list[str] = []
+
+    class Resource:
+        pass
+
+    def consume(resource: Resource) -> None:
+        weakref.finalize(resource, freed.append, "freed")
+        del resource
+        freed.append("after del")
+
+    def counter(start: int) -> Iterator[int]:
+        step = 1
+        yield step
+        yield start
+
+    trace(fields="*")(consume)
+    trace(fields="*")(counter)
+    consume(Resource())
+    assert freed == ["freed", "after del"]
+    gen = counter(5)
+    held = gen.gi_frame.f_locals  # a dict on 3.12, a proxy on 3.13
+    assert next(gen) == 1
+    live = {"start": 5, "step": 1}  # 3.13's proxy reads the frame as it is now
+    assert dict(held) == ({"start": 5} if type(held) is dict else live)
+    assert list(gen) == [5]
+    entries = [ev.fields for ev in instrument.snapshot().events if ev.kind == "entry"]
+    assert [sorted(fields) for fields in entries] == [["resource"], ["start"]]
+
+
 # -- generators and coroutines -------------------------------------------------------
 
 

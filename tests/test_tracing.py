@@ -595,6 +595,38 @@ def test_async_generator_aclose_runs_cleanup(recorder: Recorder) -> None:
     check_exit(recorded()[-1], exception="GeneratorExit", message="")
 
 
+def test_a_wrapt_traced_async_generator_closes_after_the_one_it_wraps(recorder: Recorder) -> None:
+    """The event loop closes every async generator it saw at shutdown, in no
+    set order: when it closes the wrapped generator first, closing the wrapt
+    engine's wrapper is a no-op, as closing a closed generator is (it was
+    "RuntimeError: async generator ignored GeneratorExit")."""
+    cleaned = []
+    before = instrument.engines.setting()
+    instrument.engines.use("wrapt")
+    try:
+
+        @trace(name="ticks")
+        async def ticks() -> AsyncIterator[int]:
+            try:
+                yield 1
+            finally:
+                cleaned.append(True)
+
+    finally:
+        instrument.engines.use(before)
+
+    async def main() -> Any:
+        agen = ticks()
+        await agen.__anext__()
+        wrapped = agen.ag_frame.f_locals["agen"]  # type: ignore[attr-defined]
+        assert wrapped is not agen and wrapped.__name__ == "ticks"
+        await wrapped.aclose()
+        return await agen.aclose()
+
+    assert asyncio.run(main()) is None
+    assert cleaned == [True]
+
+
 def test_async_generator_in_async_for_and_break(recorder: Recorder) -> None:
     @trace(name="numbers")
     async def numbers() -> AsyncIterator[int]:

@@ -5,7 +5,13 @@ that reads its caller's frame, warnings blamed on the caller, tracebacks
 formatted as text, re-exports, registries, pickling by reference, override
 checks, weak methods, ``functools.singledispatch``, enums, dataclasses,
 ``__slots__``, classes made by ``type()``, a metaclass, zero-argument
-``super()``, a module ``__getattr__``, ``__set_name__``.
+``super()``, a module ``__getattr__``, ``__set_name__``; generators and
+async generators driven by ``send``/``throw``/``close`` and
+``asend``/``athrow``/``aclose``, ``async for`` left early, a template
+engine's async loops (``auto_aiter``, ``auto_aclose``, a look-ahead loop
+context), async generators finalized by the event loop, arguments freed as
+soon as the function lets go of them, and a runtime without
+``sys._getframe``.
 
 Each case observes the package from this module (a probe returns plain
 data) once untraced and once traced whole with ``patch_module``, as
@@ -23,7 +29,9 @@ its own.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
 import importlib
 import logging
 import pickle
@@ -65,6 +73,10 @@ WRAPPER_FRAME = (
     "which code reading frames further up sees"
 )
 WRAPPER_OBJECT = "the wrapt engine puts a wrapper object in place of the function"
+WRAPPER_HOLDS_ARGUMENTS = (
+    "the wrapt engine's wrapper holds the call's arguments until the call "
+    "returns, so an argument the function lets go of is freed only then"
+)
 IMPORT_TIME_COPY = (
     "the wrapt engine patches a module's attribute after the module ran, so "
     "what the module stored at import time is still the original"
@@ -75,8 +87,11 @@ def per_engine(*values: Any, wrapt_fails: str | None = None) -> list[Any]:
     """``values`` with each engine, as parameters; on the wrapt engine a
     strict xfail that says why, when it cannot meet the case."""
     marks = [] if wrapt_fails is None else [pytest.mark.xfail(reason=wrapt_fails, strict=True)]
+    probes = [v.__name__.rstrip("_") for v in values if callable(v)]
     return [
-        pytest.param(*values, name, marks=marks if name == "wrapt" else [], id=name)
+        pytest.param(
+            *values, name, marks=marks if name == "wrapt" else [], id="-".join([*probes, name])
+        )
         for name in ENGINES
     ]
 
@@ -362,6 +377,142 @@ def set_name(pkg: Any) -> Any:
     return shapes.Form.title.name, form.field_name(), form.size, form.title, Later.subtitle.name
 
 
+# generators, coroutines and async generators (a template engine's async loops)
+
+
+def arguments_let_go_of_are_freed_at_once(pkg: Any) -> Any:
+    flows = pkg.flows
+    log: list[Any] = []
+    gen = flows.release_later(flows.Resource(), log)
+    first = next(gen)
+    rest = list(gen)
+    return (
+        flows.release(flows.Resource()),
+        asyncio.run(flows.release_async(flows.Resource())),
+        first,
+        rest,
+        log,
+    )
+
+
+def generators_driven_by_send_throw_and_close(pkg: Any) -> Any:
+    flows = pkg.flows
+    log: list[Any] = []
+    gen = flows.countdown(3, log)
+    steps = [next(gen), gen.send("a"), gen.throw(ValueError("boom")), outcome(gen.close)]
+    early = flows.countdown(2, log)
+    steps.append(next(early))
+    early.close()
+    steps.append(outcome(next, early))
+    thrown = flows.countdown(2, log)
+    next(thrown)
+    steps.append(outcome(thrown.throw, KeyError("escapes")))
+    return steps, log
+
+
+async def _async_outcome(awaitable: Any) -> tuple[Any, ...]:
+    try:
+        return ("return", await awaitable)
+    except (Exception, GeneratorExit) as exc:
+        return ("raise", type(exc).__name__, str(exc))
+
+
+def async_generators_driven_by_asend_athrow_and_aclose(pkg: Any) -> Any:
+    flows = pkg.flows
+    log: list[Any] = []
+
+    async def drive() -> list[Any]:
+        agen = flows.numbers(5, log)
+        steps = [await agen.asend(None), await agen.asend("x")]
+        steps.append(await agen.athrow(KeyError("k")))
+        steps.append(await agen.asend("y"))
+        steps.append(await _async_outcome(agen.aclose()))
+        steps.append(await _async_outcome(agen.__anext__()))
+        escaping = flows.numbers(3, log)
+        await escaping.__anext__()
+        steps.append(await _async_outcome(escaping.athrow(ValueError("out"))))
+        steps.append(await _async_outcome(escaping.aclose()))
+        never_started = flows.numbers(3, log)
+        steps.append(await _async_outcome(never_started.aclose()))
+        return steps
+
+    return asyncio.run(drive()), log
+
+
+def async_for_with_break_and_auto_aclose(pkg: Any) -> Any:
+    flows = pkg.flows
+    log: list[Any] = []
+
+    async def render() -> list[Any]:
+        return [
+            await flows.render_loop([1, 2, 3, 4], log),
+            await flows.render_loop([1, 2, 3, 4], log, stop_at=3),
+            await flows.render_loop(flows.auto_aiter([5, 6]), log, stop_at=6),
+            await flows.render_length([7, 8, 9]),
+            await flows.render_length(flows.numbers(3, log)),
+        ]
+
+    return asyncio.run(render()), log
+
+
+def _unraisable_and_warnings(run: Callable[[], Any]) -> Any:
+    unraisable: list[tuple[str, str]] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: unraisable.append((type(u.exc_value).__name__, str(u.exc_value)))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = outcome(run)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    return result, unraisable, [(w.category.__name__, str(w.message)) for w in caught]
+
+
+def abandoned_async_generators_are_finalized_by_the_event_loop(pkg: Any) -> Any:
+    flows = pkg.flows
+    log: list[Any] = []
+
+    async def abandon() -> None:
+        agen = flows.numbers(3, log)
+        await agen.__anext__()
+        log.append("abandoned")
+        del agen
+        await asyncio.sleep(0)
+        log.append("after a turn of the loop")
+
+    async def left_suspended() -> None:
+        agen = flows.numbers(3, log)
+        await agen.__anext__()
+        abandon.agen = agen  # type: ignore[attr-defined]  # alive until the loop shuts down
+
+    def run_all() -> Any:
+        asyncio.run(abandon())
+        log.append("first loop closed")
+        asyncio.run(left_suspended())
+        log.append("second loop closed")
+        del abandon.agen  # type: ignore[attr-defined]
+        return asyncio.run(flows.undefined_in_loop([0, 1, 2]))
+
+    return _unraisable_and_warnings(run_all), log
+
+
+def locals_read_by_the_program(pkg: Any) -> Any:
+    flows = pkg.flows
+    return flows.own_locals(1), flows.own_locals(1, b=5), list(flows.counter_with_locals(5))
+
+
+def runs_where_sys_getframe_does_not_exist(pkg: Any) -> Any:
+    flows = pkg.flows
+    log: list[Any] = []
+    getframe = sys._getframe
+    del sys._getframe  # as attrs' own suite does, to test its fallback
+    try:
+        return flows.caller_module_or_none(), list(flows.countdown(2, log)), log
+    finally:
+        sys._getframe = getframe
+
+
 CASES: list[tuple[Callable[[Any], Any], str | None]] = [
     # an added frame
     (caller_frame_read_by_the_function_itself, None),
@@ -392,6 +543,14 @@ CASES: list[tuple[Callable[[Any], Any], str | None]] = [
     (metaclasses, None),
     (zero_argument_super, None),
     (set_name, None),
+    # generators, coroutines, async generators; lifetimes; a changed runtime
+    (arguments_let_go_of_are_freed_at_once, WRAPPER_HOLDS_ARGUMENTS),
+    (generators_driven_by_send_throw_and_close, None),
+    (async_generators_driven_by_asend_athrow_and_aclose, None),
+    (async_for_with_break_and_auto_aclose, None),
+    (abandoned_async_generators_are_finalized_by_the_event_loop, None),
+    (locals_read_by_the_program, None),
+    (runs_where_sys_getframe_does_not_exist, None),
 ]
 
 
@@ -399,7 +558,6 @@ CASES: list[tuple[Callable[[Any], Any], str | None]] = [
 @pytest.mark.parametrize(
     "probe, engine",
     [param for probe, wrapt_fails in CASES for param in per_engine(probe, wrapt_fails=wrapt_fails)],
-    ids=lambda value: value.__name__.rstrip("_") if callable(value) else value,
 )
 def test_tracing_the_package_changes_nothing_observable(
     probe: Callable[[Any], Any], engine: str, mode: str
@@ -433,6 +591,19 @@ def test_the_probes_see_what_they_are_meant_to_see_untraced() -> None:
         assert functions_are_functions(pkg) == (True, True, True)
         assert singledispatch_registration_identity(pkg) == (True, True)
         assert zero_argument_super(pkg) == ("square: Square of area 9", "Square")
+        assert arguments_let_go_of_are_freed_at_once(pkg)[:2] == (True, True)
+        steps, log = async_generators_driven_by_asend_athrow_and_aclose(pkg)
+        assert steps[:4] == [0, 1, "recovered", 2] and ("caught", "k") in log
+        rendered, log = async_for_with_break_and_auto_aclose(pkg)
+        assert rendered[1] == [(1, 1, False), (2, 2, False)] and ("break", 3) in log
+        assert rendered[3] == [(7, 3), (8, 3), (9, 3)]
+        (result, unraisable, caught), log = (
+            abandoned_async_generators_are_finalized_by_the_event_loop(pkg)
+        )
+        assert result == ("raise", "NameError", "'loop' is undefined")
+        assert (unraisable, caught) == ([], [])
+        assert log.index(("finally", "numbers")) < log.index("first loop closed")
+        assert runs_where_sys_getframe_does_not_exist(pkg)[0] is None
 
 
 # -- blind spots: calls through references taken before patching ---------------

@@ -36,6 +36,10 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
+
+# Bound once: a program may delete or replace sys._getframe (attrs' own
+# suite does, to test its fallback), and a callback must never fail then.
+from sys import _getframe, getrefcount
 from time import monotonic_ns
 from types import CodeType, FunctionType, MethodType
 from typing import Any
@@ -57,6 +61,10 @@ TOOL_NAME = "ringtrace"
 #: Record kinds of a generator's or coroutine's suspension and resumption.
 SUSPEND = "suspend"
 RESUME = "resume"
+
+#: getrefcount() of a frame's f_locals dict that only the frame and the
+#: callback reading it hold (the frame, the local name, the call's argument).
+_FRAME_AND_OURS = 3
 
 _SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
 
@@ -155,9 +163,17 @@ def _entry_of(code: CodeType) -> Entry | None:
 def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
     values = frame.f_locals
     try:  # at PY_START every argument is bound: one lookup each
-        return hotpath.plain({n: values[n] for n in names})
+        fields = hotpath.plain({n: values[n] for n in names})
     except KeyError:
-        return hotpath.plain({n: values[n] for n in names if n in values})
+        fields = hotpath.plain({n: values[n] for n in names if n in values})
+    if type(values) is dict and getrefcount(values) <= _FRAME_AND_OURS:
+        # Python 3.12: f_locals is a snapshot dict that the frame keeps until
+        # it ends, so it would hold every argument that long, past a ``del``
+        # or a rebinding (a generator's for its whole life). Emptied when no
+        # one else holds it: reading f_locals or locals() again fills it anew.
+        # (3.13's f_locals is a proxy that keeps nothing.)
+        values.clear()
+    return fields
 
 
 def _on_start(code: CodeType, offset: int) -> Any:
@@ -172,11 +188,11 @@ def _on_start(code: CodeType, offset: int) -> Any:
         if entry is None:
             return monitoring.DISABLE
         append, reserve, calls, name, names, _retval, suspendable, epoch = entry
-    fields = None if names is None else _entry_fields(names, sys._getframe(1))
+    fields = None if names is None else _entry_fields(names, _getframe(1))
     t0 = monotonic_ns()
     append((reserve(), t0, name, fields, ENTRY))
     if suspendable:
-        _suspendables[id(sys._getframe(1))] = t0
+        _suspendables[id(_getframe(1))] = t0
     else:
         calls.append(t0)
     return None
@@ -195,7 +211,7 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
             return monitoring.DISABLE
         append, reserve, calls, name, _names, wants_retval, suspendable, epoch = entry
     if suspendable:
-        t0 = _suspendables.pop(id(sys._getframe(1)), None)
+        t0 = _suspendables.pop(id(_getframe(1)), None)
         if t0 is None:  # started before recording did
             return None
     elif calls:
@@ -217,7 +233,7 @@ def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
         return
     key, name, _names, _retval, suspendable = target
     if suspendable:
-        t0 = _suspendables.pop(id(sys._getframe(1)), None)
+        t0 = _suspendables.pop(id(_getframe(1)), None)
         if t0 is None:
             return
     else:
@@ -235,7 +251,7 @@ def _on_yield(code: CodeType, offset: int, value: object) -> Any:
     target = _targets.get(id(code))
     if target is None:
         return monitoring.DISABLE
-    t0 = _suspendables.get(id(sys._getframe(1)))
+    t0 = _suspendables.get(id(_getframe(1)))
     if t0 is not None:
         append, reserve = _writer(target[0])
         append((reserve(), monotonic_ns(), target[1], t0, SUSPEND))
@@ -254,12 +270,12 @@ def _resumed(code: CodeType, frame: Any) -> Any:
 
 
 def _on_resume(code: CodeType, offset: int) -> Any:
-    return _resumed(code, sys._getframe(1))
+    return _resumed(code, _getframe(1))
 
 
 def _on_throw(code: CodeType, offset: int, exc: BaseException) -> None:
     if id(code) in _targets:  # global event: a generator resumed by throw()
-        _resumed(code, sys._getframe(1))
+        _resumed(code, _getframe(1))
 
 
 def _on_handled(code: CodeType, offset: int, exc: BaseException) -> None:

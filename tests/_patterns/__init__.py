@@ -5,15 +5,16 @@
 does), and compares what the tests observe. Each module holds one family:
 ``api`` (caller frames, warnings, tracebacks, re-exports), ``registry``
 (functions kept in dicts, pickling by reference), ``dispatch``
-(``functools.singledispatch``), ``shapes`` (class machinery).
+(``functools.singledispatch``), ``shapes`` (class machinery), ``flows``
+(generators, coroutines and async generators, argument lifetimes).
 """
 
 import warnings
 
-from . import dispatch, registry, shapes
+from . import dispatch, flows, registry, shapes
 from .api import double, fail_through
 
-__all__ = ["dispatch", "double", "fail_through", "registry", "shapes"]
+__all__ = ["dispatch", "double", "fail_through", "flows", "registry", "shapes"]
 
 
 def __getattr__(name):  # a module __getattr__: lazy and deprecated names
