@@ -291,6 +291,8 @@ def main() -> int:
         help="run only these (repeatable); default: all",
     )
     args = parser.parse_args()
+    if os.sep in args.python:  # a path: the suites run from their own directories
+        args.python = os.path.abspath(args.python)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ringtrace-realworld-"))
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = [s for s in SUITES if not args.suite or s.project in args.suite]
