@@ -335,6 +335,12 @@ def _async_generator_wrapper(
                         append((reserve(), monotonic_ns(), name, t0, RESUME))
                     if thrown is None:
                         value = await _steps(agen.asend(sent), key, name, t0, recorder)
+                    elif isinstance(thrown, GeneratorExit) and agen.ag_frame is None:  # type: ignore[attr-defined]
+                        # ``agen`` was closed on its own (the event loop closes
+                        # every async generator it saw at shutdown, in no set
+                        # order), and athrow() on it would return, not raise:
+                        # end as closing ``agen`` itself would have.
+                        break
                     else:
                         step = agen.athrow(thrown)
                         thrown = None
