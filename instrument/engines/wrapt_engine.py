@@ -28,13 +28,12 @@ import inspect
 import sys
 import types
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
-from time import monotonic_ns
 from typing import Any
 
 import wrapt
 
 from .. import hotpath
-from ..hotpath import call_wrapper, emit, emit_exit, error_fields
+from ..hotpath import call_wrapper, emit, emit_captured, emit_exit, error_fields
 from ..stream import ENTRY, RESUME, SUSPEND
 from . import TraceOptions, Undo, unwrap_descriptor
 
@@ -163,23 +162,15 @@ def _steps(
                 out = throw(box.pop())
         except StopIteration as stop:
             return stop.value
-        if hotpath._recorder is recorder:  # emit_captured, spelled out: once a step
-            try:
-                append, reserve = hotpath._local.routes[key]
-            except (AttributeError, KeyError):
-                append, reserve = hotpath._route(key)
-            append((reserve(), monotonic_ns(), name, t0, SUSPEND))
+        if hotpath._recorder is recorder:  # the recording its entry went to
+            emit_captured(key, SUSPEND, name, t0)
         try:
             sent = yield out
         except BaseException as exc:
             thrown = [exc]
         out = None  # the loop's future: not kept alive by this frame
-        if hotpath._recorder is recorder:  # emit_captured, spelled out: once a step
-            try:
-                append, reserve = hotpath._local.routes[key]
-            except (AttributeError, KeyError):
-                append, reserve = hotpath._route(key)
-            append((reserve(), monotonic_ns(), name, t0, RESUME))
+        if hotpath._recorder is recorder:  # the recording its entry went to
+            emit_captured(key, RESUME, name, t0)
         if thrown is not None and isinstance(thrown[0], GeneratorExit):
             if closes:
                 awaitable.close()
@@ -224,23 +215,15 @@ def _generator_wrapper(
                 value = next(gen)
                 while True:
                     thrown = None
-                    if hotpath._recorder is recorder:  # emit_captured, spelled out: once a step
-                        try:
-                            append, reserve = hotpath._local.routes[key]
-                        except (AttributeError, KeyError):
-                            append, reserve = hotpath._route(key)
-                        append((reserve(), monotonic_ns(), name, t0, SUSPEND))
+                    if hotpath._recorder is recorder:  # the recording its entry went to
+                        emit_captured(key, SUSPEND, name, t0)
                     try:
                         sent = yield value
                     except BaseException as exc:
                         thrown = exc
                     value = None  # not kept alive by this frame while gen runs
-                    if hotpath._recorder is recorder:  # emit_captured, spelled out: once a step
-                        try:
-                            append, reserve = hotpath._local.routes[key]
-                        except (AttributeError, KeyError):
-                            append, reserve = hotpath._route(key)
-                        append((reserve(), monotonic_ns(), name, t0, RESUME))
+                    if hotpath._recorder is recorder:  # the recording its entry went to
+                        emit_captured(key, RESUME, name, t0)
                     if thrown is None:
                         value = gen.send(sent)
                     else:
@@ -316,23 +299,15 @@ def _async_generator_wrapper(
                 value = await _steps(agen.__anext__(), key, name, t0, recorder)
                 while True:
                     thrown = None
-                    if hotpath._recorder is recorder:  # emit_captured, spelled out: once a step
-                        try:
-                            append, reserve = hotpath._local.routes[key]
-                        except (AttributeError, KeyError):
-                            append, reserve = hotpath._route(key)
-                        append((reserve(), monotonic_ns(), name, t0, SUSPEND))
+                    if hotpath._recorder is recorder:  # the recording its entry went to
+                        emit_captured(key, SUSPEND, name, t0)
                     try:
                         sent = yield value
                     except BaseException as exc:
                         thrown = exc
                     value = None
-                    if hotpath._recorder is recorder:  # emit_captured, spelled out: once a step
-                        try:
-                            append, reserve = hotpath._local.routes[key]
-                        except (AttributeError, KeyError):
-                            append, reserve = hotpath._route(key)
-                        append((reserve(), monotonic_ns(), name, t0, RESUME))
+                    if hotpath._recorder is recorder:  # the recording its entry went to
+                        emit_captured(key, RESUME, name, t0)
                     if thrown is None:
                         value = await _steps(agen.asend(sent), key, name, t0, recorder)
                     elif isinstance(thrown, GeneratorExit) and agen.ag_frame is None:  # type: ignore[attr-defined]
