@@ -278,6 +278,22 @@ def override_checks(pkg: Any) -> Any:
     )
 
 
+def a_function_looked_up_on_its_class_is_itself(pkg: Any) -> Any:
+    shapes = pkg.shapes
+
+    class Later:
+        pass
+
+    return (
+        shapes.Frozen.__setattr__ is shapes._frozen_setattr,
+        shapes.Frozen.__setattr__ is vars(shapes.Frozen)["__setattr__"],
+        shapes.Base.area is shapes.Base.area,
+        shapes.freeze(Later),
+        shapes.freeze(Later),
+        outcome(lambda: setattr(shapes.Frozen(), "x", 1)),
+    )
+
+
 def weak_methods(pkg: Any) -> Any:
     square = pkg.shapes.Square(3)
     return outcome(lambda: weakref.WeakMethod(square.area)()())
@@ -530,7 +546,8 @@ CASES: list[tuple[Callable[[Any], Any], str | None]] = [
     (registry_holds_the_modules_function, IMPORT_TIME_COPY),
     (registered_function_pickles_by_reference, IMPORT_TIME_COPY),
     (descriptors_stay_themselves_in_the_class_dict, WRAPPER_OBJECT),
-    (override_checks, WRAPPER_OBJECT),
+    (override_checks, None),
+    (a_function_looked_up_on_its_class_is_itself, None),
     (weak_methods, WRAPPER_OBJECT),
     (functions_are_functions, WRAPPER_OBJECT),
     (singledispatch_registration_identity, IMPORT_TIME_COPY),
@@ -587,6 +604,8 @@ def test_the_probes_see_what_they_are_meant_to_see_untraced() -> None:
         assert registered_function_pickles_by_reference(pkg) == ("return", True)
         assert descriptors_stay_themselves_in_the_class_dict(pkg) == (True, True)
         assert override_checks(pkg) == (False, True, True)
+        *same, frozen = a_function_looked_up_on_its_class_is_itself(pkg)
+        assert same == [True] * 5 and frozen[:2] == ("raise", "AttributeError")
         assert weak_methods(pkg) == ("return", 9)
         assert functions_are_functions(pkg) == (True, True, True)
         assert singledispatch_registration_identity(pkg) == (True, True)

@@ -369,6 +369,9 @@ class TracedBoundFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
         return lookup(*copy.deepcopy(args, memo))
 
 
+_bind = wrapt.FunctionWrapper.__get__
+
+
 class TracedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """The wrapt wrapper ``@trace`` and ``patch`` put around a function.
 
@@ -378,6 +381,15 @@ class TracedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """
 
     __bound_function_wrapper__ = TracedBoundFunction
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        # A plain function looked up on its class is that function itself
+        # (``C.f is vars(C)["f"]``, which attrs checks of its own
+        # ``__setattr__``): so is this wrapper. wrapt would bind it to
+        # ``None``, a new object at every lookup.
+        if instance is None and self._self_binding == "function":
+            return self
+        return _bind(self, instance, owner)
 
     def __reduce_ex__(self, protocol: Any) -> str:
         me: Any = self

@@ -64,6 +64,22 @@ class Slotted:
         return self.a + self.b
 
 
+def _frozen_setattr(self, name, value):
+    raise AttributeError(f"{type(self).__name__} is frozen")
+
+
+def freeze(cls):
+    """A class decorator that checks its own work by identity (as attrs does:
+    ``cls.__setattr__ is _frozen_setattrs``)."""
+    if cls.__setattr__ is not _frozen_setattr:
+        cls.__setattr__ = _frozen_setattr
+    return cls.__setattr__ is _frozen_setattr
+
+
+class Frozen:
+    __setattr__ = _frozen_setattr
+
+
 class Color(enum.Enum):
     RED = 1
     GREEN = 2
