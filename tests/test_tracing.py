@@ -135,15 +135,37 @@ def test_captured_arguments_show_their_state_at_call_time(recorder: Recorder) ->
     assert recorded()[0].fields == {"items": "[1]"}
 
 
-def test_defaults_are_not_captured_but_given_arguments_are(recorder: Recorder) -> None:
+@pytest.mark.parametrize("engine", ["wrapt", "sysmon"])
+def test_arguments_are_captured_as_received_defaults_included(
+    engine: str, request: pytest.FixtureRequest, recorder: Recorder
+) -> None:
+    """Both engines record what the function received: the sysmon engine
+    reads the frame, where defaults are filled in; the wrapt engine fills
+    them in the same way, in parameter order."""
+    if engine == "sysmon":
+        request.getfixturevalue("sysmon")
+
+    @trace(name="e", fields="*")
+    def e(a: int, b: int = 5) -> None:
+        pass
+
     @trace(name="d", fields="*")
-    def d(a: int, b: int = 5) -> None:
+    def d(a: int, b: int = 5, *rest: int, c: str = "x", **kw: int) -> None:
         pass
 
     d(1)
     d(1, b=7)
+    d(1, 2, 3, c="y", z=4)
+    e(b=2, a=1)
+    e(1)
     entries = recorded(("entry",))
-    assert [ev.fields for ev in entries] == [{"a": 1}, {"a": 1, "b": 7}]
+    assert [list(ev.fields.items()) for ev in entries] == [
+        [("a", 1), ("b", 5), ("rest", "()"), ("c", "x"), ("kw", "{}")],
+        [("a", 1), ("b", 7), ("rest", "()"), ("c", "x"), ("kw", "{}")],
+        [("a", 1), ("b", 2), ("rest", "(3,)"), ("c", "y"), ("kw", "{'z': 4}")],
+        [("a", 1), ("b", 2)],
+        [("a", 1), ("b", 5)],
+    ]
 
 
 def test_a_call_with_wrong_arguments_raises_as_before_and_is_recorded(

@@ -54,6 +54,9 @@ def _capture_for(func: Any, wanted: tuple[str, ...] | None) -> hotpath.Capture |
     # (which costs several microseconds), unless the call is unusual.
     positional = params if all(k == _POSITIONAL_OR_KEYWORD for k in kinds) else None
     known = frozenset(params)
+    # Recorded as the function receives them, defaults included (as the
+    # sysmon engine reads them from the frame).
+    defaults = {n: p.default for n, p in sig.parameters.items() if p.default is not p.empty}
 
     def capture(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if takes_self and instance is not None:
@@ -65,12 +68,20 @@ def _capture_for(func: Any, wanted: tuple[str, ...] | None) -> hotpath.Capture |
             and not any(name in kwargs for name in positional[: len(args)])
         ):
             got = dict(zip(positional, args, strict=False))
-            got.update(kwargs)
+            if kwargs or len(args) < len(positional):  # in parameter order, defaults filled in
+                got.update(kwargs)
+                got = {
+                    n: got[n] if n in got else defaults[n]
+                    for n in positional
+                    if n in got or n in defaults
+                }
         else:
             try:
-                got = sig.bind(*args, **kwargs).arguments
+                bound = sig.bind(*args, **kwargs)
             except TypeError as exc:  # the call itself is wrong: it will raise too
                 return {"arguments_error": str(exc)}
+            bound.apply_defaults()
+            got = bound.arguments
         # Captured now, redacted by parameter name (see instrument.values).
         fields: dict[str, Any] = hotpath.plain({n: got[n] for n in wanted if n in got})
         return fields
