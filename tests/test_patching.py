@@ -19,6 +19,7 @@ from wrapt import importer
 
 import instrument
 from instrument import Recorder
+from instrument.engines import unwrap_descriptor
 from instrument.engines.wrapt_engine import TracedFunction
 
 _counter = itertools.count()
@@ -353,13 +354,13 @@ PACKAGE = {
 def traced_attrs(module: ModuleType) -> set[str]:
     found = set()
     for attr, value in vars(module).items():
-        if isinstance(value, TracedFunction):
+        if isinstance(unwrap_descriptor(value), TracedFunction):
             found.add(attr)
         elif inspect.isclass(value) and value.__module__ == module.__name__:
             found.update(
                 f"{attr}.{meth}"
                 for meth, member in vars(value).items()
-                if isinstance(member, TracedFunction)
+                if isinstance(unwrap_descriptor(member), TracedFunction)
             )
     return found
 

@@ -545,7 +545,7 @@ CASES: list[tuple[Callable[[Any], Any], str | None]] = [
     (module_function_pickles_by_reference, None),
     (registry_holds_the_modules_function, IMPORT_TIME_COPY),
     (registered_function_pickles_by_reference, IMPORT_TIME_COPY),
-    (descriptors_stay_themselves_in_the_class_dict, WRAPPER_OBJECT),
+    (descriptors_stay_themselves_in_the_class_dict, None),
     (override_checks, None),
     (a_function_looked_up_on_its_class_is_itself, None),
     (weak_methods, WRAPPER_OBJECT),

@@ -418,6 +418,16 @@ class PatchWrapper(TracedFunction):
     a copy of it found at another target is undone too."""
 
 
+def _traced(kind: type[TracedFunction], func: Any, options: TraceOptions) -> Any:
+    """``func`` traced by a wrapper of ``kind``. A staticmethod or classmethod
+    stays one, around the traced function (``type(vars(C)["m"])`` is kept);
+    binding goes through the wrapper as through a function."""
+    if type(func) in (staticmethod, classmethod):
+        inner = kind(func.__func__, make_wrapper(func, options))
+        return type(func)(inner)
+    return kind(func, make_wrapper(func, options))
+
+
 def _traced_by_sysmon(func: Any) -> bool:
     """Whether the sysmon engine traces ``func``'s code already."""
     sysmon = sys.modules.get("instrument.engines.sysmon")
@@ -438,7 +448,7 @@ class WraptEngine:
     def trace(self, func: Any, options: TraceOptions) -> Any:
         if _traced_by_sysmon(func):  # never traced twice, by two engines
             return func
-        return TracedFunction(func, make_wrapper(func, options))
+        return _traced(TracedFunction, func, options)
 
     def patch(
         self, parent: Any, attribute: str, original: Any, options: TraceOptions
@@ -462,7 +472,7 @@ class WraptEngine:
             key = (id(original), options)
             shared = self._shared.get(key)
             if shared is None:
-                wrapper = PatchWrapper(original, make_wrapper(original, options))
+                wrapper = _traced(PatchWrapper, original, options)
                 shared = self._shared[key] = [original, wrapper, 0]
             shared[2] += 1
             wrapt.apply_patch(parent, attribute, shared[1])
