@@ -182,7 +182,7 @@ from pathlib import Path
 
 import instrument
 from app import fill
-from pytest_ringtrace.artifacts import ArtifactWriter
+from pytest_ringtrace.artifacts import ArtifactWriter, SessionDirectory
 from pytest_ringtrace.report import section_text, summary
 
 repeats = int(sys.argv[1])
@@ -207,12 +207,14 @@ def section(snap):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    writer = ArtifactWriter(Path(tmp))
+    writer = ArtifactWriter(SessionDirectory(Path(tmp), keep=1))
     for i in range(repeats):
         snap = timed("snapshot", instrument.snapshot, since)
         timed("section", section, snap)
-        for fmt in ("json", "html"):
-            paths, problems = timed(fmt, writer.write, snap, f"part{i}", [fmt])
+        # each format alone, then both in one call, as the plugin writes them
+        # (the html page embeds the json file's encoding)
+        for name, formats in (("json", ["json"]), ("html", ["html"]), ("files", ["json", "html"])):
+            paths, problems = timed(name, writer.write, snap, f"part{i}", formats)
             assert not problems, problems
         events = len(snap.events)
 instrument.stop()
@@ -252,7 +254,7 @@ def bench_failure(failures: int) -> dict[str, float]:
             samples = json.loads((root / "times.json").read_text())
             results[f"makereport_{name}_ms"] = statistics.median(s[0] for s in samples) * 1e3
             results[f"makereport_{name}_cpu_ms"] = statistics.median(s[1] for s in samples) * 1e3
-        files = sorted((root / ".ringtrace").glob("*.json"))
+        files = sorted((root / ".ringtrace").glob("session-*/*.json"))
         if len(files) != 2 * failures:
             raise SystemExit(f"expected {2 * failures} json snapshots, found {len(files)}")
     for name in ("json", "json_html"):
@@ -299,6 +301,7 @@ def report_failure(f: dict[str, float], failures: int) -> None:
         ("terminal section (tail 20)", "part_section"),
         ("write json", "part_json"),
         ("write html timeline", "part_html"),
+        ("write json + html (one call)", "part_files"),
         ("makereport without --ringtrace", "makereport_without"),
         ("snapshot + attach + json file", "attach_json"),
         ("snapshot + attach + json + html", "attach_json_html"),
