@@ -270,6 +270,12 @@ def test_gzip_output_is_the_same_document_compressed(tmp_path: Path) -> None:
     assert packed[:2] == b"\x1f\x8b"
     assert gzip.decompress(packed) == plain
     assert b".tmp" not in packed[:64]  # no temporary file name in the gzip header
+    # the bytes gzip.GzipFile writes: no name, no time, the level's flag
+    expected = io.BytesIO()
+    level = json_format.GZIP_LEVEL
+    with gzip.GzipFile("", "wb", level, expected, mtime=0) as gz:
+        gz.write(plain)
+    assert packed == expected.getvalue()
 
 
 def test_read_tells_gzip_by_content_not_by_name(tmp_path: Path) -> None:

@@ -136,6 +136,7 @@ import json
 import math
 import operator
 import os
+import struct
 import zlib
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, MutableSequence
@@ -532,11 +533,24 @@ def write(snapshot: Snapshot, out: BinaryOut) -> None:
 
 
 def write_gzip(snapshot: Snapshot, out: IO[bytes]) -> None:
-    """:func:`write`, gzip-compressed as it goes (no name or time in the gzip header)."""
-    with gzip.GzipFile(
-        filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0
-    ) as gz:
-        write(snapshot, gz)
+    """:func:`write`, gzip-compressed as it goes (no name or time in the gzip header).
+
+    The gzip member is written here with ``zlib`` (the bytes ``gzip.GzipFile``
+    writes, without its file object): a write that fails (a full disk)
+    leaves nothing open behind it, where a ``GzipFile`` keeps a buffer that
+    later tries to flush into its closed stream.
+    """
+    # header: magic, deflate, no flags, mtime 0, extra flags for the level, OS unknown
+    extra = 2 if GZIP_LEVEL == 9 else 4 if GZIP_LEVEL == 1 else 0
+    out.write(struct.pack("<BBBBLBB", 0x1F, 0x8B, 8, 0, 0, extra, 255))
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+    crc = size = 0
+    for piece in document(snapshot):
+        out.write(compressor.compress(piece))
+        crc = zlib.crc32(piece, crc)
+        size += len(piece)
+    out.write(compressor.flush())
+    out.write(struct.pack("<LL", crc, size & 0xFFFFFFFF))
 
 
 # --------------------------------------------------------------------------- reading
