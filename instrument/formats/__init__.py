@@ -155,8 +155,7 @@ def write_snapshot(snapshot: Snapshot, base: str | os.PathLike[str], fmt: str = 
             _run_writer(format_, snapshot, tmp)
             os.rename(tmp, dest)
         else:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
+            with create_private_file(tmp) as out:
                 _run_writer(format_, snapshot, out)
             os.replace(tmp, dest)
     except BaseException:
@@ -191,6 +190,18 @@ def sharing() -> Iterator[None]:
 def shared_memo() -> dict[str, Any] | None:
     """The work shared inside :func:`sharing` (by the writers), else ``None``."""
     return _shared.get()
+
+
+def create_private_file(path: str | os.PathLike[str]) -> IO[bytes]:
+    """``path``, a new file (never an existing one) readable only by its
+    owner, opened for writing bytes. Use it in a ``with``: a failed write
+    then still closes it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def make_private_dirs(directory: Path) -> None:

@@ -93,7 +93,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from ..model import Event, Snapshot, StreamInfo
-from . import Format, collector_paused
+from . import Format, collector_paused, create_private_file
 
 #: CTF packet magic number.
 MAGIC = 0xC1FC1FC1
@@ -966,9 +966,8 @@ def _write_ctf(snapshot: Snapshot, out: Path) -> None:
     survey = _Survey(snapshot)
     trace_uuid = _trace_uuid(snapshot)
     metadata = "".join(_metadata(snapshot, survey, trace_uuid))
-    fd = os.open(out / "metadata", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as meta:
-        meta.write(metadata)
+    with create_private_file(out / "metadata") as meta:
+        meta.write(metadata.encode("utf-8"))
 
     try:
         _write_streams(snapshot, survey, out, trace_uuid.bytes)
@@ -984,8 +983,7 @@ def _write_streams(snapshot: Snapshot, survey: _Survey, out: Path, trace_uuid: b
         lane = survey.lanes.get(index)
         if lane is None and plan.opening_seq is None and plan.closing_seq is None:
             continue
-        fd = os.open(out / names[index], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as stream:
+        with create_private_file(out / names[index]) as stream:
             writer = _StreamWriter(stream, survey.channels[plan.info.channel], plan, trace_uuid)
             if lane is not None:
                 records: list[list[bytes] | None] = [None] * len(groups)
