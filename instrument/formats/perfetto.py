@@ -89,9 +89,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from itertools import compress, repeat
 from operator import eq, itemgetter, methodcaller, sub
-from typing import Any
+from typing import Annotated, Any
 
 from ..model import Event, Snapshot, StreamInfo, span_start
 from ..values import plain_value, safe_repr, truncate
@@ -195,16 +196,45 @@ def _encode(items: list[dict[str, Any]]) -> str:
     return text[1:-1]
 
 
+def _plain_checker() -> Any:
+    """A check that dicts are plain for msgspec: string keys, finite scalar
+    values (see :func:`instrument.formats.json_format._plain_dicts`), done
+    by msgspec's own validation, in one C call (a third faster than the
+    type passes); ``None`` without msgspec. It also lets through subclasses
+    of ``str`` and ``int`` (enums among them), which msgspec and the stdlib
+    both write as the string or number they are."""
+    if json_format.fast_encode is None:
+        return None
+    import msgspec
+
+    finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+    schema = list[dict[str, str | int | finite | bool | None]]
+    convert, invalid = msgspec.convert, msgspec.ValidationError
+
+    def plain(dicts: list[dict[str, Any]]) -> bool:
+        try:
+            convert(dicts, schema)
+        except invalid:
+            return False
+        return True
+
+    return plain
+
+
+_plain_dicts = _plain_checker() or json_format._plain_dicts
+
+
 def _plain_events(events: list[Event]) -> bool:
     """Whether the fields and contexts of ``events`` are plain (see
-    :func:`instrument.formats.json_format._plain_dicts`): then so are the
-    args of every item written for them."""
-    if not json_format._plain_dicts(list(map(_FIELDS, events))):
+    :func:`_plain_checker`): then so are the args of every item written for
+    them. A stream's events share one context mapping: checked once."""
+    if not _plain_dicts(list(map(_FIELDS, events))):
         return False
     contexts = list(map(_CONTEXT, events))
-    return json_format._plain_dicts(
-        list(dict(zip(map(id, contexts), contexts, strict=True)).values())
-    )
+    ids = list(map(id, contexts))
+    if ids.count(ids[0]) == len(ids):
+        return _plain_dicts(contexts[:1])
+    return _plain_dicts(list(dict(zip(ids, contexts, strict=True)).values()))
 
 
 def _exit_keys(exits: list[Event]) -> set[tuple[str, int]]:
