@@ -80,9 +80,11 @@ The file is written as it is built, in blocks of events, never as one
 string; memory beyond the snapshot is bounded by the block size and the
 deepest call stack. One loop in Python builds the trace events: with
 msgspec (the ``fast`` extra), a block of events whose fields and contexts
-are plain (checked at C speed, once a block) gets msgspec structs, encoded
-unchecked; any other block gets dicts, and the stdlib's encoder when
-msgspec would write them otherwise. Both ways write the same file.
+are plain (checked by msgspec's validation, once a block) gets msgspec
+structs, encoded unchecked; any other block gets dicts, and the stdlib's
+encoder when msgspec would write them otherwise. Both ways write the same
+file. Spans that cross others are found by a pass over entries and exits
+only when an exit is not the innermost entry's (see :func:`write`).
 """
 
 from __future__ import annotations
@@ -536,9 +538,25 @@ class _Writer:
                     del stack[i:]
         return found
 
-    def run(self) -> None:
+    def settle(self, ts: int) -> dict[tuple[str, int], str]:
+        """The crossing spans, found when the optimistic loop of :meth:`run`
+        meets an exit that is not the innermost entry's by identity (before
+        it, no span could cross). If one of them began by ``ts``, its entry
+        was written as a bar already: the trace is written again."""
+        found = self.crossing()
+        if any(start <= ts for _name, start in found):
+            raise _Restart(found)
+        return found
+
+    def run(self, crossing: dict[tuple[str, int], str] | None = None) -> None:
+        """Write the trace. ``crossing``: the spans that cross others, if
+        known; ``None``: assume none until an exit says otherwise (see
+        :meth:`settle`: a caller that passes ``None`` must be able to
+        start again on :class:`_Restart`)."""
         self.header()
-        crossing = self.crossing()
+        unsure = crossing is None
+        if crossing is None:
+            crossing = {}
         events = self.snapshot.events
         window_start = events[0].timestamp if events else 0
         origin = self.origin
@@ -615,9 +633,15 @@ class _Writer:
                         )  # fmt: skip
                     continue
                 elif stack and stack[-1][0] == name:  # the innermost entry's exit
+                    if unsure:  # by identity too, or spans may cross: find them
+                        duration = fields.get("duration_ns")
+                        if type(duration) is not int or ts - duration != stack[-1][1]:
+                            crossing, unsure = self.settle(ts), False
                     stack.pop()
                     phase = "E"
                 else:
+                    if unsure and stack and any(entry[0] == name for entry in stack):
+                        crossing, unsure = self.settle(ts), False
                     self.exit(lane, ts, name, channel, args)
                     continue
                 lane.floor = ts
@@ -732,10 +756,45 @@ class _Writer:
                 )
 
 
+class _Restart(Exception):
+    """Spans cross, and one of them was written as a bar: write again, knowing them."""
+
+    def __init__(self, crossing: dict[tuple[str, int], str]):
+        self.crossing = crossing
+
+
+def _tell(out: BinaryOut) -> int | None:
+    """Where ``out`` is now, if it can go back there (a file), else ``None``."""
+    try:
+        if getattr(out, "seekable", None) and out.seekable():  # type: ignore[attr-defined]
+            return int(out.tell())  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def write(snapshot: Snapshot, out: BinaryOut) -> None:
-    """Write ``snapshot`` to the binary file ``out`` as Chrome Trace Event JSON."""
+    """Write ``snapshot`` to the binary file ``out`` as Chrome Trace Event JSON.
+
+    Spans that cross others on their lane are rare (coroutines or
+    generators interleaved on one thread without a task context): into a
+    file that can go back, the trace is written assuming there are none
+    until an exit shows otherwise, which spares a pass over the events;
+    if a crossing span's entry was already written, the trace is written
+    again from the start. Anything else (a pipe) is searched for them first.
+    """
     with collector_paused():
-        _Writer(snapshot, out).run()
+        start = _tell(out)
+        if start is None:
+            writer = _Writer(snapshot, out)
+            writer.run(writer.crossing())
+            return
+        try:
+            _Writer(snapshot, out).run()
+        except _Restart as again:
+            out.seek(start)  # type: ignore[attr-defined]
+            out.truncate()  # type: ignore[attr-defined]
+            _Writer(snapshot, out).run(again.crossing)
 
 
 FORMATS = [
