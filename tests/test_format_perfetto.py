@@ -677,3 +677,28 @@ def test_a_trace_written_assuming_no_crossing_spans_is_the_one_found_first(
         assert file.getvalue() == bytes(pipe.data), seed
         load(file.getvalue())
     assert min(outcomes["written again"], outcomes["crossing later"], outcomes["none crossing"]) > 5
+
+
+@pytest.mark.parametrize("value", [math.inf, [1], b"raw", "caf\u00e9", 7])
+def test_a_context_msgspec_would_write_otherwise_goes_the_stdlib_way(
+    monkeypatch: pytest.MonkeyPatch, value: Any
+) -> None:
+    """A context value goes into the args of its events: blocks that meet a
+    context msgspec would write otherwise (checked as the context changes,
+    also when it carries on into the next block) are written the stdlib
+    way, the same trace either way."""
+    plain, odd = {"pid": 42}, {"pid": 42, "request": value}
+    count = 2 * perfetto.CHUNK_EVENTS + 100
+    contexts = [odd if 300 <= i < 900 else plain for i in range(count)]
+    events = [
+        Event(1_000 + i, "e", "event", 7, "t7", {"i": i}, context, "main", i)
+        for i, context in enumerate(contexts)
+    ]
+    snap = snapshot(events)
+    fast = io.BytesIO()
+    perfetto.write(snap, fast)
+    monkeypatch.setattr(json_format, "fast_encode", None)
+    pure = io.BytesIO()
+    perfetto.write(snap, pure)
+    assert fast.getvalue() == pure.getvalue()
+    assert fast.getvalue().count(b'"request"') == 600

@@ -80,8 +80,8 @@ The file is written as it is built, in blocks of events, never as one
 string; memory beyond the snapshot is bounded by the block size and the
 deepest call stack. One loop in Python builds the trace events: with
 msgspec (the ``fast`` extra), a block of events whose fields and contexts
-are plain (checked by msgspec's validation, once a block) gets msgspec
-structs, encoded unchecked; any other block gets dicts, and the stdlib's
+are plain (checked by msgspec's validation: fields once a block, a context
+as it changes) gets msgspec structs, encoded unchecked; any other block gets dicts, and the stdlib's
 encoder when msgspec would write them otherwise. Both ways write the same
 file. Spans that cross others are found by a pass over entries and exits
 only when an exit is not the innermost entry's (see :func:`write`).
@@ -93,7 +93,7 @@ import json
 import math
 import sys
 from itertools import compress, repeat
-from operator import eq, itemgetter, methodcaller, sub
+from operator import eq, itemgetter, sub
 from typing import Annotated, Any
 
 from ..model import Event, Snapshot, StreamInfo, span_start
@@ -109,7 +109,7 @@ _STATIC_CONTEXT = frozenset(("pid", "thread_id", "thread_name"))
 
 StreamKey = tuple[int, str, str]  # (thread id, thread name, channel)
 
-_TIMESTAMP, _NAME, _KIND, _FIELDS, _CONTEXT = (itemgetter(i) for i in (0, 1, 2, 5, 6))
+_TIMESTAMP, _NAME, _KIND, _FIELDS = (itemgetter(i) for i in (0, 1, 2, 5))
 _OPENS_OR_CLOSES = frozenset(("entry", "exit"))
 
 
@@ -132,7 +132,9 @@ def _sanitize(value: Any) -> Any:
     return value
 
 
-_args = methodcaller("get", "args", {})
+def _args(item: Any) -> Any:
+    """The ``args`` of a trace event (a dict, or a msgspec struct)."""
+    return item.get("args", {}) if type(item) is dict else item.args
 
 
 def _item_types() -> tuple[Any, Any]:
@@ -227,16 +229,10 @@ _plain_dicts = _plain_checker() or json_format._plain_dicts
 
 
 def _plain_events(events: list[Event]) -> bool:
-    """Whether the fields and contexts of ``events`` are plain (see
-    :func:`_plain_checker`): then so are the args of every item written for
-    them. A stream's events share one context mapping: checked once."""
-    if not _plain_dicts(list(map(_FIELDS, events))):
-        return False
-    contexts = list(map(_CONTEXT, events))
-    ids = list(map(id, contexts))
-    if ids.count(ids[0]) == len(ids):
-        return _plain_dicts(contexts[:1])
-    return _plain_dicts(list(dict(zip(ids, contexts, strict=True)).values()))
+    """Whether the fields of ``events`` are plain (see :func:`_plain_checker`):
+    then so are the args of every item written for them, but for the
+    context they carry (checked once per context, as it changes)."""
+    return bool(_plain_dicts(list(map(_FIELDS, events))))
 
 
 def _exit_keys(exits: list[Event]) -> set[tuple[str, int]]:
@@ -571,6 +567,7 @@ class _Writer:
         last_task: str | None = None
         last_ctx: dict[str, Any] | None = None
         extra: dict[str, Any] | None = None
+        extra_plain = True
         task: str | None = None
         ts = previous = 0
         # The loop runs once per event: no call but the dict it builds in the
@@ -584,12 +581,16 @@ class _Writer:
             chunk = events[block : block + CHUNK_EVENTS]
             # A block whose fields and contexts are plain gives plain items
             # only: they are built as msgspec structs and encoded unchecked.
-            self.plain = plain = structs and _plain_events(chunk)
+            self.plain = plain = structs and extra_plain and _plain_events(chunk)
             for ev in chunk:
                 ts, name, kind, thread_id, thread_name, fields, ctx, channel, _ = ev
                 if ctx is not last_ctx:
                     last_ctx = ctx
                     extra = {k: v for k, v in ctx.items() if k not in _STATIC_CONTEXT} or None
+                    # args carry it: a block meeting one that is not plain is not
+                    extra_plain = extra is None or bool(_plain_dicts([extra]))
+                    if plain and not extra_plain:
+                        self.plain = plain = False
                     found = ctx.get("task")
                     task = found if isinstance(found, str) else None
                 if thread_id != last_tid or thread_name != last_tname or task != last_task:
