@@ -702,3 +702,26 @@ def test_a_context_msgspec_would_write_otherwise_goes_the_stdlib_way(
     perfetto.write(snap, pure)
     assert fast.getvalue() == pure.getvalue()
     assert fast.getvalue().count(b'"request"') == 600
+
+
+def test_a_stream_that_only_goes_forward_is_searched_for_crossing_spans_first(
+    tmp_path: Path,
+) -> None:
+    """A gzip stream says it is seekable but cannot go back while writing:
+    the crossing spans are found first there, and the trace is whole."""
+    import gzip
+
+    snap = snapshot(
+        [
+            ev(1_000, "a", "entry"),
+            ev(2_000, "b", "entry"),
+            ev(3_000, "a", "exit", duration_ns=2_000),  # crosses b
+            ev(4_000, "b", "exit", duration_ns=2_000),
+        ]
+    )
+    with gzip.open(tmp_path / "trace.json.gz", "wb") as packed:
+        perfetto.write(snap, packed)
+    plain = io.BytesIO()
+    perfetto.write(snap, plain)
+    assert gzip.decompress((tmp_path / "trace.json.gz").read_bytes()) == plain.getvalue()
+    assert b'"ph":"b"' in plain.getvalue()

@@ -89,6 +89,7 @@ only when an exit is not the innermost entry's (see :func:`write`).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -764,10 +765,15 @@ class _Restart(Exception):
         self.crossing = crossing
 
 
+#: Outputs known to go back and cut what follows (a ``GzipFile`` says it is
+#: seekable, but only forward when writing; a wrapper may not pass it on).
+_REWINDABLE = (io.BufferedWriter, io.BufferedRandom, io.FileIO, io.BytesIO)
+
+
 def _tell(out: BinaryOut) -> int | None:
     """Where ``out`` is now, if it can go back there (a file), else ``None``."""
     try:
-        if getattr(out, "seekable", None) and out.seekable():  # type: ignore[attr-defined]
+        if type(out) in _REWINDABLE and out.seekable():  # type: ignore[attr-defined]
             return int(out.tell())  # type: ignore[attr-defined]
     except (OSError, ValueError):
         pass
