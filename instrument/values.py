@@ -52,6 +52,7 @@ import types
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from itertools import chain, islice
 from typing import Any, Literal
 
 DEFAULT_MAX_FIELD_CHARS = 512
@@ -426,6 +427,40 @@ def _plain_items(items: Iterable[Any], limit: int, redactor: Redactor) -> bool:
     return True
 
 
+#: Item types whose text inside a container is their C ``repr`` (a ``str``
+#: only when short, with nothing to redact: see :func:`_shown_as_repr`).
+_REPR_PLAIN = frozenset((int, float, bool, type(None), str))
+#: The longest ``repr`` of a complex number: two float reprs of 24 characters.
+_COMPLEX_CHARS = 64
+
+
+def _shown_as_repr(items: list[Any], limit: int, redacting: bool, depth: int) -> bool:
+    """Whether ``_Render.item`` shows each of ``items`` at ``depth`` as its
+    own ``repr``, checked on whole columns at C speed: numbers of up to 64
+    bits, ``None``, strings of up to ``limit`` characters with nothing to
+    redact, and complex numbers above the depth where only type names are
+    shown, when ``limit`` cannot cut them."""
+    kinds = set(map(type, items))
+    one_kind = len(kinds) == 1
+    if complex in kinds and depth < MAX_DEPTH and limit >= _COMPLEX_CHARS:
+        kinds.discard(complex)
+    if not kinds <= _REPR_PLAIN:
+        return False
+    if int in kinds:
+        ints = items if one_kind else [v for v in items if type(v) is int]
+        if min(ints) <= -_INT_BOUND or max(ints) >= _INT_BOUND:
+            return False
+    if str in kinds:
+        strs = items if one_kind else [v for v in items if type(v) is str]
+        if max(map(len, strs)) > limit:
+            return False
+        if redacting:
+            joined = "\x00".join(strs)
+            if "@" in joined or "=" in joined:
+                return False
+    return True
+
+
 class _Render:
     """Builds the bounded text of one value (see the module docstring)."""
 
@@ -551,7 +586,14 @@ class _Render:
     def _sequence(self, value: Any, cls: type, base: Any, left: str, right: str, depth: int) -> str:
         # the base type's own C methods: a subclass's __iter__ is never called
         items, length = base.__iter__(value), base.__len__(value)
-        parts, _ = self._bounded(self.item(v, depth + 1) for v in items)
+        # At most the items that can fit in the room (each part takes 3
+        # characters at least), and one: when all are shown as their own
+        # repr, no renderer is needed for them.
+        head = list(islice(items, (self._room() + 2) // 3 + 1))
+        if _shown_as_repr(head, self.limit, bool(self.redactor.patterns), depth + 1):
+            parts, _ = self._bounded(map(builtins.repr, head))
+        else:
+            parts, _ = self._bounded(self.item(v, depth + 1) for v in chain(head, items))
         body = ", ".join(parts)
         if base is tuple and length == 1:
             body += ","
@@ -608,12 +650,17 @@ class _Render:
 
         return self._call(name, pairs(), depth)
 
+    def _room(self) -> int:
+        """The characters the parts of one container may take: leaves room
+        for the count of those left out."""
+        return max(self.limit - 16, self.limit // 2)
+
     def _bounded(self, parts: Iterable[str]) -> tuple[list[str], bool]:
         """As many of ``parts`` as fit in the limit (at least one), and
         whether some were left out."""
         out: list[str] = []
         used = 0
-        room = max(self.limit - 16, self.limit // 2)  # leaves room for the count left out
+        room = self._room()
         for part in parts:
             if used + len(part) > room and out:
                 return out, True
@@ -734,10 +781,14 @@ class Capturer:
             known = _OPAQUE.get(id(cls))
             if known is not None and known[0]() is cls:
                 return known[1]
+            if cls in _SAFE_STDLIB:  # what _Render.safe gives, without its walk
+                return truncate(_ADDRESS.sub(" at 0x…", builtins.repr(value)), self.limit)
         if cls is int:
             return _big_int(value)  # type: ignore[arg-type]
         if cls is str:
             return _Render(self.limit, self.mode, self.redactor).text(value)  # type: ignore[arg-type]
+        if cls is bytes or cls is bytearray:  # as _Render.item shows them, in every mode
+            return _bytes_text(value, self.limit)  # type: ignore[arg-type]
         return _Render(self.limit, self.mode, self.redactor).top(value)
 
     def fields(self, fields: Mapping[str, object]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pytest
 
 import instrument
 from instrument import Recorder, engines, trace
+from instrument.values import capture_fields
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring is 3.12+"),
@@ -307,6 +308,73 @@ def test_arguments_and_return_values_are_captured_when_asked(recorder: Recorder)
     entry, exit_ = (ev for ev in instrument.snapshot().events if ev.kind in ("entry", "exit"))
     assert entry.fields == {"a": 3, "password": "[redacted]", "rest": None}
     assert exit_.fields["retval"] == "[3]"
+
+
+class _Opaque:
+    """Shown by its class name alone (the engine's cached case)."""
+
+
+_OF_EVERY_KIND: list[Any] = [
+    3,
+    2**64 - 1,
+    2**64,
+    -(2**64),
+    True,
+    1.5,
+    None,
+    "short",
+    "x" * 600,
+    "a=b",
+    "user@host",
+    _Opaque(),
+    _Opaque(),  # the second one: the class's text is cached by then
+    [1, "two"],
+    list(range(300)),
+    (3 + 4j),
+    b"bytes",
+    {"token": "t", "k": 1},
+    _Opaque,
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "redact"), [("safe", True), ("repr", True), ("none", True), ("safe", ["ret"])]
+)
+def test_traced_arguments_and_results_are_what_capture_gives_them(
+    start_recording: Any, values: str, redact: Any
+) -> None:
+    """The engine captures common values inline: the records must hold
+    exactly what ``capture_fields`` makes of the same values, in every
+    mode, for names redacted or not (``retval`` itself, when asked)."""
+    start_recording(values=values, redact=redact)
+
+    def f(value: Any, other: Any, *rest: Any, **named: Any) -> Any:
+        return value
+
+    def g(password: Any, value: Any) -> Any:
+        return value
+
+    trace(fields="*", retval=True)(f)
+    trace(fields="*", retval=True)(g)
+    expected = []
+    for value in _OF_EVERY_KIND:
+        f(value, 7, value, key=value)
+        g(value, value)
+        expected += [
+            capture_fields({"value": value, "other": 7, "rest": (value,), "named": {"key": value}}),
+            capture_fields({"retval": value}),
+            capture_fields({"password": value, "value": value}),
+            capture_fields({"retval": value}),
+        ]
+    events = [ev for ev in instrument.snapshot().events if ev.kind in ("entry", "exit")]
+    got = [
+        ev.fields
+        if ev.kind == "entry"
+        else {k: v for k, v in ev.fields.items() if k != "duration_ns"}
+        for ev in events
+    ]
+    assert got == expected
+    assert any(fields for fields in expected) is (values != "none")
 
 
 def test_capturing_arguments_keeps_none_alive_and_leaves_a_held_locals_dict_alone(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +13,11 @@ from hypothesis import strategies as st
 
 import instrument
 from instrument import Channel, Recorder
+from instrument import values as values_module
 from instrument.values import (
     DEFAULT_MAX_FIELD_CHARS,
     REDACTED,
+    Capturer,
     Redactor,
     plain_value,
     safe_repr,
@@ -280,3 +283,46 @@ def test_snapshot_fields_equal_plain_value_of_each_field(stream: list[Any], limi
         else:
             assert fields == want
             assert [type(v) for v in fields.values()] == [type(v) for v in want.values()]
+
+
+# -- containers of plain items: their C reprs, as the renderer would show them ------
+
+plain_items = st.one_of(
+    st.integers(min_value=-(2**65), max_value=2**65),
+    st.sampled_from([2**64 - 1, 2**64, -(2**64), -(2**64) + 1]),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=40),
+    st.sampled_from(["a=b", "user@host", "x" * 600, "password"]),
+    st.complex_numbers(allow_nan=False),
+)
+containers = st.sampled_from([list, tuple, set, frozenset, deque])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(plain_items, max_size=400),
+    kind=containers,
+    limit=st.sampled_from([8, 30, 64, 100, 512]),
+    nesting=st.integers(min_value=0, max_value=3),
+    redact=st.booleans(),
+)
+def test_containers_of_plain_items_show_what_item_by_item_rendering_shows(
+    items: list[Any], kind: Any, limit: int, nesting: int, redact: bool
+) -> None:
+    """A container whose items are all plain is shown from their own C
+    reprs, checked on whole columns: the text must be the one rendering
+    each item gives (at every depth, redaction on and off)."""
+    try:
+        value: Any = kind(items)
+    except TypeError:  # unhashable in a set: nothing to compare
+        return
+    for _ in range(nesting):
+        value = [value]
+    capturer = Capturer(limit, "safe", Redactor() if redact else Redactor(()))
+    fast = capturer.value(value)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(values_module, "_shown_as_repr", lambda *args: False)
+        slow = capturer.value(value)
+    assert fast == slow

@@ -48,7 +48,7 @@ from .. import hotpath
 from ..hotpath import error_fields
 from ..sources import note_source
 from ..stream import ENTRY, EXIT
-from ..values import exception_message, type_name
+from ..values import _OPAQUE, MAX_NAME_CHARS, exception_message, type_name
 from . import TraceOptions, Undo, unwrap_descriptor
 
 monitoring: Any = getattr(sys, "monitoring", None)
@@ -117,7 +117,9 @@ def _target_of(code: CodeType, options: TraceOptions) -> Target:
 
 # -- callbacks: the hot path of this engine ------------------------------------
 # Spelled out inline, like hotpath.event: a Python call costs as much as the
-# write. Each one finds the thread's writer pair as hotpath does.
+# write. Every callback finds what it needs with one lookup in the thread's
+# routes (see _entry_of): the writer pair, the stack of entry times and the
+# target, and whether this code's argument names need the slow path.
 
 
 def _writer(key: Any) -> Any:
@@ -132,9 +134,43 @@ def _writer(key: Any) -> Any:
 _epoch = object()
 
 # A thread's entry for one traced code object: (append, reserve, the
-# thread's stack of entry times, event name, argument names or None,
-# capture the return value, suspendable, epoch).
-Entry = tuple[Any, Any, list[int], str, "tuple[str, ...] | None", bool, bool, object]
+# thread's stack of entry times, event name, argument names or None, how
+# values are captured (see _entry_of), capture the return value,
+# suspendable, epoch).
+Entry = tuple[Any, Any, list[int], str, "tuple[str, ...] | None", int, bool, bool, object]
+
+#: How an entry's values are captured: argument names already checked (none
+#: redacted, none long) and the return value's field name too: values are
+#: captured inline (:func:`_entry_fields`); values off ("none" mode): no
+#: values at all; anything else: through :func:`hotpath.plain`.
+_INLINE, _OFF, _GENERIC = 0, 1, 2
+
+# What the inline capture reads, set from the recorder's Capturer by
+# _entry_of (the first call of each traced code after recording starts).
+_limit = 0  # strings kept as they are up to this length
+_opaque_texts: Any = None  # values._OPAQUE in safe mode, else None
+_capture: Any = None  # the recorder's Capturer.value
+_KEPT = frozenset((bool, float, type(None)))
+_INT_LOW, _INT_HIGH = -(1 << 64), 1 << 64
+
+
+def _capture_mode(names: tuple[str, ...] | None) -> int:
+    """How an entry of argument ``names`` captures values, with the active
+    recorder's settings (read here: once per code and thread)."""
+    global _limit, _opaque_texts, _capture
+    recorder = hotpath._recorder
+    if recorder is None:
+        return _GENERIC
+    capturer = recorder.capturer
+    if capturer.mode == "none":
+        return _OFF
+    _limit, _capture = capturer.limit, capturer.value
+    _opaque_texts = _OPAQUE if capturer.mode == "safe" else None
+    hides = capturer.redactor.hides
+    for name in (*(names or ()), "retval"):
+        if type(name) is not str or len(name) > MAX_NAME_CHARS or hides(name):
+            return _GENERIC
+    return _INLINE
 
 
 def _entry_of(code: CodeType) -> Entry | None:
@@ -149,23 +185,56 @@ def _entry_of(code: CodeType) -> Entry | None:
     writer = hotpath._route(key)
     append, reserve = writer
     routes = getattr(_local, "routes", None)
+    how = _capture_mode(names)
     if routes is None or writer is hotpath._NOWHERE:  # not recording, or inside a __repr__
-        return (append, reserve, [], name, names, retval, suspendable, None)
+        return (append, reserve, [], name, names, how, retval, suspendable, None)
     calls = routes.get(None)
     if calls is None:
         calls = routes[None] = []
-    entry = (append, reserve, calls, name, names, retval, suspendable, _epoch)
+    entry = (append, reserve, calls, name, names, how, retval, suspendable, _epoch)
     if len(routes) < 65536:
         routes[id(code)] = entry
     return entry
 
 
-def _entry_fields(names: tuple[str, ...], frame: Any) -> Any:
+def _entry_fields(names: tuple[str, ...], how: int, frame: Any) -> Any:
+    if how == _OFF:
+        return {}
     values = frame.f_locals
-    try:  # at PY_START every argument is bound: one lookup each
-        fields = hotpath.plain({n: values[n] for n in names})
-    except KeyError:
-        fields = hotpath.plain({n: values[n] for n in names if n in values})
+    if how == _INLINE:
+        # capture()'s result, spelled inline for what most arguments are:
+        # plain scalars kept as they are, objects shown by class name alone
+        # (values._OPAQUE); anything else through the Capturer.
+        fields = {}
+        texts = _opaque_texts
+        try:  # at PY_START every argument is bound: one lookup each
+            for name in names:
+                value = values[name]
+                kind = type(value)
+                if kind is int:
+                    if _INT_LOW < value < _INT_HIGH:
+                        fields[name] = value
+                        continue
+                elif kind is str:
+                    if len(value) <= _limit and "=" not in value and "@" not in value:
+                        fields[name] = value
+                        continue
+                elif kind in _KEPT:
+                    fields[name] = value
+                    continue
+                elif texts is not None:
+                    known = texts.get(id(kind))
+                    if known is not None and known[0]() is kind:
+                        fields[name] = known[1]
+                        continue
+                fields[name] = _capture(value)
+        except KeyError:
+            fields = hotpath.plain({n: values[n] for n in names if n in values})
+    else:
+        try:
+            fields = hotpath.plain({n: values[n] for n in names})
+        except KeyError:
+            fields = hotpath.plain({n: values[n] for n in names if n in values})
     if type(values) is dict and getrefcount(values) <= _FRAME_AND_OURS:
         # Python 3.12: f_locals is a snapshot dict that the frame keeps until
         # it ends, so it would hold every argument that long, past a ``del``
@@ -180,15 +249,17 @@ def _on_start(code: CodeType, offset: int) -> Any:
     # One lookup in the thread's routes finds the writer, the stack of
     # entry times (plain calls nest) and the target together.
     try:
-        append, reserve, calls, name, names, _retval, suspendable, epoch = _local.routes[id(code)]
+        append, reserve, calls, name, names, how, _retval, suspendable, epoch = _local.routes[
+            id(code)
+        ]
         if epoch is not _epoch:
             raise KeyError
     except (AttributeError, KeyError):
         entry = _entry_of(code)
         if entry is None:
             return monitoring.DISABLE
-        append, reserve, calls, name, names, _retval, suspendable, epoch = entry
-    fields = None if names is None else _entry_fields(names, _getframe(1))
+        append, reserve, calls, name, names, how, _retval, suspendable, epoch = entry
+    fields = None if names is None else _entry_fields(names, how, _getframe(1))
     t0 = monotonic_ns()
     append((reserve(), t0, name, fields, ENTRY))
     if suspendable:
@@ -200,7 +271,7 @@ def _on_start(code: CodeType, offset: int) -> Any:
 
 def _on_return(code: CodeType, offset: int, retval: object) -> Any:
     try:
-        append, reserve, calls, name, _names, wants_retval, suspendable, epoch = _local.routes[
+        append, reserve, calls, name, _names, how, wants_retval, suspendable, epoch = _local.routes[
             id(code)
         ]
         if epoch is not _epoch:
@@ -209,7 +280,7 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
         entry = _entry_of(code)
         if entry is None:
             return monitoring.DISABLE
-        append, reserve, calls, name, _names, wants_retval, suspendable, epoch = entry
+        append, reserve, calls, name, _names, how, wants_retval, suspendable, epoch = entry
     if suspendable:
         t0 = _suspendables.pop(id(_getframe(1)), None)
         if t0 is None:  # started before recording did
@@ -218,12 +289,30 @@ def _on_return(code: CodeType, offset: int, retval: object) -> Any:
         t0 = calls.pop()
     else:  # entered before recording started
         return None
-    if wants_retval:
-        extra = hotpath.plain({"retval": retval})  # {} when values are off
+    if not wants_retval:
+        append((reserve(), monotonic_ns(), name, t0, EXIT))
+        return None
+    if how == _INLINE:  # the return value captured as _entry_fields does
+        kind = type(retval)
+        if kind is int:
+            if not _INT_LOW < retval < _INT_HIGH:  # type: ignore[operator]
+                retval = _capture(retval)
+        elif kind is str:
+            if len(retval) > _limit or "=" in retval or "@" in retval:  # type: ignore[arg-type, operator]
+                retval = _capture(retval)
+        elif kind not in _KEPT:
+            texts = _opaque_texts
+            known = None if texts is None else texts.get(id(kind))
+            retval = known[1] if known is not None and known[0]() is kind else _capture(retval)
+        ts = monotonic_ns()
+        append((reserve(), ts, name, {"duration_ns": ts - t0, "retval": retval}, EXIT))
+    elif how == _OFF:  # values off: the duration alone
+        ts = monotonic_ns()
+        append((reserve(), ts, name, {"duration_ns": ts - t0}, EXIT))
+    else:
+        extra = hotpath.plain({"retval": retval})
         ts = monotonic_ns()
         append((reserve(), ts, name, {"duration_ns": ts - t0, **extra}, EXIT))
-    else:
-        append((reserve(), monotonic_ns(), name, t0, EXIT))
     return None
 
 
@@ -248,34 +337,44 @@ def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
 
 
 def _on_yield(code: CodeType, offset: int, value: object) -> Any:
-    target = _targets.get(id(code))
-    if target is None:
-        return monitoring.DISABLE
+    try:
+        append, reserve, _calls, name, _names, _how, _retval, _susp, epoch = _local.routes[id(code)]
+        if epoch is not _epoch:
+            raise KeyError
+    except (AttributeError, KeyError):
+        entry = _entry_of(code)
+        if entry is None:
+            return monitoring.DISABLE
+        append, reserve, _calls, name, _names, _how, _retval, _susp, epoch = entry
     t0 = _suspendables.get(id(_getframe(1)))
     if t0 is not None:
-        append, reserve = _writer(target[0])
-        append((reserve(), monotonic_ns(), target[1], t0, SUSPEND))
-    return None
-
-
-def _resumed(code: CodeType, frame: Any) -> Any:
-    target = _targets.get(id(code))
-    if target is None:
-        return monitoring.DISABLE
-    t0 = _suspendables.get(id(frame))
-    if t0 is not None:
-        append, reserve = _writer(target[0])
-        append((reserve(), monotonic_ns(), target[1], t0, RESUME))
+        append((reserve(), monotonic_ns(), name, t0, SUSPEND))
     return None
 
 
 def _on_resume(code: CodeType, offset: int) -> Any:
-    return _resumed(code, _getframe(1))
+    try:
+        append, reserve, _calls, name, _names, _how, _retval, _susp, epoch = _local.routes[id(code)]
+        if epoch is not _epoch:
+            raise KeyError
+    except (AttributeError, KeyError):
+        entry = _entry_of(code)
+        if entry is None:
+            return monitoring.DISABLE
+        append, reserve, _calls, name, _names, _how, _retval, _susp, epoch = entry
+    t0 = _suspendables.get(id(_getframe(1)))
+    if t0 is not None:
+        append((reserve(), monotonic_ns(), name, t0, RESUME))
+    return None
 
 
 def _on_throw(code: CodeType, offset: int, exc: BaseException) -> None:
-    if id(code) in _targets:  # global event: a generator resumed by throw()
-        _resumed(code, _getframe(1))
+    target = _targets.get(id(code))  # global event: a generator resumed by throw()
+    if target is not None:
+        t0 = _suspendables.get(id(_getframe(1)))
+        if t0 is not None:
+            append, reserve = _writer(target[0])
+            append((reserve(), monotonic_ns(), target[1], t0, RESUME))
 
 
 def _on_handled(code: CodeType, offset: int, exc: BaseException) -> None:
