@@ -44,7 +44,7 @@ _HIDDEN_CONTEXT = frozenset({"pid", "thread_id", "thread_name", "task"})
 LaneKey = tuple[int, str, str | None]  # thread id, thread name, task
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """One traced call or span: its entry and exit events (either may be
     missing: older than the rings, or still running) and what ran inside."""
@@ -116,22 +116,34 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
     """
     roots: dict[LaneKey, list[Node]] = {}
     stacks: dict[LaneKey, list[Call]] = {}
+    # Runs of events on one lane are the rule: the lane's forest and stack
+    # are looked up again only when the lane changes (a ring of 64k events
+    # is paired in one pass, for every failure shown).
+    lane: LaneKey | None = None
+    forest: list[Node] = []
+    stack: list[Call] = []
     for ev in events:
-        key = lane_of(ev)
-        forest = roots.setdefault(key, [])
-        stack = stacks.setdefault(key, [])
-        if ev.kind == "entry":
+        context = ev.context
+        task = context.get("task") if context else None
+        key = (ev.thread_id, ev.thread_name, task if isinstance(task, str) else None)
+        if key != lane:
+            lane = key
+            forest = roots.setdefault(key, [])
+            stack = stacks.setdefault(key, [])
+        kind = ev.kind
+        if kind == "entry":
             call = Call(ev.name, entry=ev)
             (stack[-1].children if stack else forest).append(call)
             stack.append(call)
-        elif ev.kind == "exit":
+        elif kind == "exit":
             # its own entry: the same name, begun duration_ns before it
             # (instrument.model.span_start), not merely the innermost
             start = span_start(ev)
+            name = ev.name
             found = -1
             for i in range(len(stack) - 1, -1, -1):
                 entry = stack[i].entry
-                if stack[i].name == ev.name and (
+                if stack[i].name == name and (
                     start is None or entry is None or entry.timestamp == start
                 ):
                     found = i
@@ -143,8 +155,8 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
                 else:  # others still open (interleaved coroutines) stay open
                     del stack[found]
             else:
-                (stack[-1].children if stack else forest).append(Call(ev.name, exit=ev))
-        elif ev.kind in ("suspend", "resume"):
+                (stack[-1].children if stack else forest).append(Call(name, exit=ev))
+        elif kind == "suspend" or kind == "resume":
             continue  # a coroutine's pauses: shown by the timelines, not the tree
         else:
             (stack[-1].children if stack else forest).append(ev)
@@ -438,12 +450,16 @@ class FailureView:
         snap = self.snapshot
         flt = self.filters
         failure = next((ev for ev in reversed(snap.events) if ev.name == FAILURE), None)
-        events = [
-            ev
-            for ev in snap.events
-            if ev.name == FAILURE
-            or (flt.thread_ok(ev.thread_id, ev.thread_name) and flt.name_ok(ev.name))
-        ]
+        events = (
+            [
+                ev
+                for ev in snap.events
+                if ev.name == FAILURE
+                or (flt.thread_ok(ev.thread_id, ev.thread_name) and flt.name_ok(ev.name))
+            ]
+            if flt.threads or flt.names
+            else list(snap.events)
+        )
         shown_phase = self.phase
         apart: dict[str, list[Event]] = {}
         if self.phases and shown_phase is not None:
@@ -520,11 +536,17 @@ def _holds(call: Call, ev: Event) -> bool:
     )
 
 
-def _depth(nodes: Iterable[Node]) -> int:
-    return max(
-        (1 + _depth(n.children) if isinstance(n, Call) and n.children else 0 for n in nodes),
-        default=0,
-    )
+def _depth(nodes: Sequence[Node]) -> int:
+    """How deep calls nest in ``nodes`` (0: no call has anything inside)."""
+    deepest = 0
+    todo: list[tuple[Sequence[Node], int]] = [(nodes, 1)]
+    while todo:  # one pass over the nodes, without a Python call per node
+        level, depth = todo.pop()
+        for node in level:
+            if type(node) is Call and node.children:
+                deepest = max(deepest, depth)
+                todo.append((node.children, depth + 1))
+    return deepest
 
 
 def _end_of(node: Node) -> int:
