@@ -9,7 +9,7 @@ read back equal.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -65,6 +65,118 @@ def span_start(ev: Event) -> int | None:
         return ev.timestamp
     duration = ev.fields.get("duration_ns")
     return ev.timestamp - duration if type(duration) is int else None
+
+
+#: The states of a span's stretches (see :func:`activity`).
+RUNNING = "running"
+SUSPENDED = "suspended"
+#: A stretch the snapshot does not tell about: before the first suspension
+#: or resumption it holds of a span whose entry it lacks, or between two
+#: records that cannot follow each other (one between them was lost).
+UNKNOWN = "unknown"
+
+#: A stretch of a span: (start, end, state), monotonic ns.
+Stretch = tuple[int, int, str]
+#: Where each span's suspensions and resumptions are (see :func:`marks_by_span`).
+SpanKey = tuple[str, int]
+
+
+class Activity(NamedTuple):
+    """When a span that suspended (a generator, coroutine or async
+    generator) ran and when it waited, from its suspensions and resumptions.
+
+    ``stretches`` follow each other from the span's start to its end
+    (its exit, or the snapshot for a span still open), none empty.
+    ``suspensions`` counts the ``suspend`` records in the snapshot.
+    """
+
+    stretches: tuple[Stretch, ...]
+    suspensions: int
+
+    def total(self, state: str) -> int:
+        """Nanoseconds spent in ``state``."""
+        return sum(end - start for start, end, s in self.stretches if s == state)
+
+    @property
+    def ran_ns(self) -> int:
+        """Time it ran: the sum of its running stretches."""
+        return self.total(RUNNING)
+
+    @property
+    def unknown_ns(self) -> int:
+        """Time the snapshot does not tell about (see :data:`UNKNOWN`)."""
+        return self.total(UNKNOWN)
+
+
+def activity(
+    start: int, end: int, marks: Iterable[tuple[int, str]], entry: bool = True
+) -> Activity | None:
+    """The running and suspended stretches of a span, the one definition
+    every view uses.
+
+    ``start``/``end``: the span's entry and exit times (or the snapshot's,
+    for a span still open); ``marks``: its ``(timestamp, kind)``
+    suspensions and resumptions in order; ``entry``: whether the snapshot
+    holds the entry. A span runs from its entry to a suspension and from a
+    resumption to the next suspension or its exit; it is suspended from a
+    suspension to the next resumption, or to its end (a generator left at
+    a ``yield``, a coroutine still waiting at the snapshot). What the
+    records cannot tell is :data:`UNKNOWN`: the start of a span whose entry
+    is older than the snapshot (up to its first record), and the stretch
+    before a resumption that follows no suspension or a suspension that
+    follows one.
+
+    ``None`` when there are no marks or the span lasted no time (it is one
+    stretch, as drawn without marks), and for a sequence no span can have (times going back, or
+    outside the span): views then draw the whole span, never raise.
+    """
+    state = RUNNING if entry else UNKNOWN
+    t = start
+    out: list[Stretch] = []
+    suspensions = seen = 0
+    for ts, kind in marks:
+        seen += 1
+        if type(ts) is not int or ts < t or ts > end:
+            return None
+        if kind == "suspend":
+            before = UNKNOWN if state == SUSPENDED else state
+            state = SUSPENDED
+            suspensions += 1
+        elif kind == "resume":
+            before = SUSPENDED if state == SUSPENDED else UNKNOWN
+            state = RUNNING
+        else:
+            return None
+        _stretch(out, t, ts, before)
+        t = ts
+    if not seen:
+        return None
+    _stretch(out, t, end, state)
+    return Activity(tuple(out), suspensions) if out else None
+
+
+def _stretch(out: list[Stretch], start: int, end: int, state: str) -> None:
+    """Append a stretch, merged into the last one when of the same state."""
+    if end <= start:
+        return
+    if out and out[-1][2] == state and out[-1][1] == start:
+        out[-1] = (out[-1][0], end, state)
+    else:
+        out.append((start, end, state))
+
+
+def marks_by_span(events: Iterable[Event]) -> dict[SpanKey, list[tuple[int, str]]]:
+    """The ``(timestamp, kind)`` suspensions and resumptions of each span,
+    by its identity ``(name, entry timestamp)`` (:func:`span_start`), in
+    snapshot order. Empty for a snapshot without any."""
+    found: dict[SpanKey, list[tuple[int, str]]] = {}
+    for ev in events:
+        kind = ev.kind
+        if kind == "suspend" or kind == "resume":
+            start = span_start(ev)
+            if start is not None:
+                found.setdefault((ev.name, start), []).append((ev.timestamp, kind))
+    return found
 
 
 @dataclass

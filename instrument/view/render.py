@@ -433,6 +433,17 @@ def format_duration(ns: int) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+def format_ran(ran_ns: int, wall_ns: int, suspensions: int, unknown_ns: int = 0) -> str:
+    """``ran 1.20 ms of 60.3 ms, suspended 3 times``: a span that suspended
+    (see :func:`instrument.model.activity`); ``ran ≥`` when part of it is
+    older than the snapshot's records."""
+    times = "once" if suspensions == 1 else f"{suspensions} times"
+    at_least = "≥" if unknown_ns else ""
+    return (
+        f"ran {at_least}{format_duration(ran_ns)} of {format_duration(wall_ns)}, suspended {times}"
+    )
+
+
 def _describe_record(event: Event) -> str | None:
     """A ``log`` or ``warning`` event (the logging bridge) as its line of
     text, as a log file would show it, a ``test.failure`` or

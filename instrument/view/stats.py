@@ -1,11 +1,13 @@
 """Figures about a snapshot: per-thread counts and loss, frequent events,
 slowest spans.
 
-Spans are paired per thread, entry with exit, as a call stack: an exit whose
+Spans are paired by identity (:func:`pair_spans`): an exit whose
 entry the ring had already overwritten still has its ``duration_ns`` (taken
 when the span ended), and an entry without an exit is a span still open
 when the snapshot was taken (what a hung program was doing), timed up to the
-snapshot. Used by ``ringtrace stats``.
+snapshot. A span that suspended (a generator or coroutine) also has the
+time it ran, the sum of its running stretches
+(:func:`instrument.model.activity`). Used by ``ringtrace stats``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from instrument.model import Event, Snapshot, span_start
+from instrument.model import Activity, Event, Snapshot, SpanKey, activity, marks_by_span, span_start
 
 from .render import (
     PLAIN,
@@ -58,7 +60,9 @@ class Span:
 
     ``start`` is ``None`` when the entry was no longer in the ring;
     ``open`` spans had not ended when the snapshot was taken and
-    ``duration_ns`` counts up to that moment.
+    ``duration_ns`` counts up to that moment. ``ran_ns`` is the time a span
+    that suspended ran (``None`` for one that did not: it ran throughout),
+    ``suspensions`` how often it suspended.
     """
 
     name: str
@@ -69,17 +73,26 @@ class Span:
     open: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    ran_ns: int | None = None
+    suspensions: int = 0
+    unknown_ns: int = 0
 
 
 @dataclass
 class NameStats:
-    """How often one event name occurs: point events and spans."""
+    """How often one event name occurs: point events and spans.
+
+    ``ran_ns`` is the spans' time running: their duration, less the time
+    suspended for those that suspended (``suspended`` of them).
+    """
 
     name: str
     count: int = 0
     spans: int = 0
     total_ns: int = 0
     max_ns: int = 0
+    ran_ns: int = 0
+    suspended: int = 0
 
 
 @dataclass
@@ -155,9 +168,35 @@ def pair_spans(snapshot: Snapshot) -> list[Pair]:
     return pairs
 
 
-def to_span(pair: Pair) -> Span:
-    """The :class:`Span` of a pair found by :func:`pair_spans`."""
+def pair_activity(
+    pair: Pair, marks: dict[SpanKey, list[tuple[int, str]]], taken_at: int
+) -> Activity | None:
+    """When the span of ``pair`` ran and waited (``None``: it never
+    suspended, or its records do not tell; see
+    :func:`instrument.model.activity`). ``marks`` is
+    :func:`~instrument.model.marks_by_span` of the snapshot."""
+    if not marks:
+        return None
     duration, exit_, entry = pair
+    if entry is not None:
+        start = entry.timestamp
+    else:
+        assert exit_ is not None
+        start = exit_.timestamp - duration
+    found = marks.get((entry.name if entry is not None else exit_.name, start))  # type: ignore[union-attr]
+    if not found:
+        return None
+    end = exit_.timestamp if exit_ is not None else max(taken_at, start)
+    return activity(start, end, found, entry is not None)
+
+
+def to_span(pair: Pair, act: Activity | None = None) -> Span:
+    """The :class:`Span` of a pair found by :func:`pair_spans` (``act``:
+    its :func:`pair_activity`)."""
+    duration, exit_, entry = pair
+    ran = None if act is None else act.ran_ns
+    suspensions = 0 if act is None else act.suspensions
+    unknown = 0 if act is None else act.unknown_ns
     if exit_ is None:
         assert entry is not None
         return Span(
@@ -168,6 +207,9 @@ def to_span(pair: Pair) -> Span:
             duration,
             open=True,
             fields=dict(entry.fields),
+            ran_ns=ran,
+            suspensions=suspensions,
+            unknown_ns=unknown,
         )
     fields = exit_.fields
     error = None
@@ -181,6 +223,9 @@ def to_span(pair: Pair) -> Span:
         duration,
         fields=dict(entry.fields) if entry is not None else {},
         error=error,
+        ran_ns=ran,
+        suspensions=suspensions,
+        unknown_ns=unknown,
     )
 
 
@@ -208,11 +253,14 @@ def compute(snapshot: Snapshot, *, top: int = 10) -> Stats:
             ts.points += n
 
     pairs = pair_spans(snapshot)
+    marks = marks_by_span(snapshot.events)
+    taken_at = snapshot.taken_at
     names: dict[str, NameStats] = {}
     points = Counter(ev.name for ev in snapshot.events if ev.kind == "event")
     for name, count in points.items():
         names[name] = NameStats(name, count=count)
-    for duration, exit_, entry in pairs:
+    for pair in pairs:
+        duration, exit_, entry = pair
         name = exit_.name if exit_ is not None else entry.name  # type: ignore[union-attr]
         ns = names.get(name)
         if ns is None:
@@ -222,8 +270,17 @@ def compute(snapshot: Snapshot, *, top: int = 10) -> Stats:
         ns.total_ns += duration
         if duration > ns.max_ns:
             ns.max_ns = duration
+        act = pair_activity(pair, marks, taken_at) if marks else None
+        if act is None:
+            ns.ran_ns += duration
+        else:
+            ns.ran_ns += act.ran_ns
+            ns.suspended += 1
     frequent = sorted(names.values(), key=lambda n: (-n.count, n.name))[:top]
-    slowest = [to_span(p) for p in heapq.nlargest(top, pairs, key=itemgetter(0))]
+    slowest = [
+        to_span(p, pair_activity(p, marks, taken_at))
+        for p in heapq.nlargest(top, pairs, key=itemgetter(0))
+    ]
     return Stats(
         threads=sorted(threads.values(), key=lambda t: -t.events),
         names=frequent,
@@ -285,8 +342,10 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
         right=range(1, 11),
     )
     lines += ["", style.paint("most frequent events", "\x1b[1m")]
+    # "ran": the spans' running time, for names whose spans suspended
+    ran = any(n.suspended for n in stats.names)
     lines += table(
-        ("name", "count", "spans", "total", "max"),
+        ("name", "count", "spans", "total", "max") + (("ran",) if ran else ()),
         (
             (
                 n.name,
@@ -295,17 +354,20 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
                 format_duration(n.total_ns) if n.spans else "",
                 format_duration(n.max_ns) if n.spans else "",
             )
+            + ((format_duration(n.ran_ns) if n.suspended else "",) if ran else ())
             for n in stats.names
         ),
-        right=range(1, 5),
+        right=range(1, 6 if ran else 5),
     )
     lines += ["", style.paint("slowest spans", "\x1b[1m")]
     if stats.spans:
+        ran = any(s.ran_ns is not None for s in stats.spans)
         lines += table(
-            ("duration", "name", "thread", "state", "fields"),
+            ("duration",) + (("ran",) if ran else ()) + ("name", "thread", "state", "fields"),
             (
-                (
-                    format_duration(s.duration_ns),
+                (format_duration(s.duration_ns),)
+                + ((_ran(s),) if ran else ())
+                + (
                     s.name,
                     labels.get(s.thread_id, s.thread_name),
                     "open" if s.open else ("error" if s.error else "done"),
@@ -313,8 +375,18 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
                 )
                 for s in stats.spans
             ),
-            right=(0,),
+            right=(0, 1) if ran else (0,),
         )
     else:
         lines.append("(no spans)")
     return lines
+
+
+def _ran(span: Span) -> str:
+    """The "ran" cell of a span: its running time and suspensions, empty
+    for a span that never suspended."""
+    if span.ran_ns is None:
+        return ""
+    times = "once" if span.suspensions == 1 else f"{span.suspensions}x"
+    at_least = "≥" if span.unknown_ns else ""
+    return f"{at_least}{format_duration(span.ran_ns)} (suspended {times})"

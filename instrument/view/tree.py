@@ -26,9 +26,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from instrument.model import Event, Snapshot, span_start
+from instrument.model import SUSPENDED, Activity, Event, Snapshot, activity, span_start
 
-from .render import describe_fields, format_duration, format_value, printable
+from .render import describe_fields, format_duration, format_ran, format_value, printable
 
 #: The event the pytest plugin records for the failing test's own exception.
 FAILURE = "test.failure"
@@ -47,12 +47,25 @@ LaneKey = tuple[int, str, str | None]  # thread id, thread name, task
 @dataclass(eq=False, slots=True)
 class Call:
     """One traced call or span: its entry and exit events (either may be
-    missing: older than the rings, or still running) and what ran inside."""
+    missing: older than the rings, or still running), what ran inside, and
+    its suspensions and resumptions (``marks``: ``(timestamp, kind)``, for
+    a generator or coroutine)."""
 
     name: str
     entry: Event | None = None
     exit: Event | None = None
     children: list[Node] = field(default_factory=list)
+    marks: list[tuple[int, str]] = field(default_factory=list)
+
+    def activity(self, taken_at: int) -> Activity | None:
+        """When it ran and when it waited (``None`` if it never suspended;
+        see :func:`instrument.model.activity`); a call still open ends at
+        ``taken_at``, the snapshot."""
+        if not self.marks:
+            return None
+        start = self.start
+        end = self.end if self.end is not None else max(taken_at, start)
+        return activity(start, end, self.marks, self.entry is not None)
 
     @property
     def start(self) -> int:
@@ -113,6 +126,7 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
     opened inside it whose exits are missing are closed with it (shown
     without an exit). An exit whose entry is not in the snapshot becomes a
     call without an entry, started ``duration_ns`` before its exit.
+    Suspensions and resumptions go to their call's ``marks``.
     """
     roots: dict[LaneKey, list[Node]] = {}
     stacks: dict[LaneKey, list[Call]] = {}
@@ -122,6 +136,7 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
     lane: LaneKey | None = None
     forest: list[Node] = []
     stack: list[Call] = []
+    marks: dict[tuple[str, int], list[tuple[int, str]]] = {}
     for ev in events:
         context = ev.context
         task = context.get("task") if context else None
@@ -157,9 +172,21 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
             else:
                 (stack[-1].children if stack else forest).append(Call(name, exit=ev))
         elif kind == "suspend" or kind == "resume":
-            continue  # a coroutine's pauses: shown by the timelines, not the tree
+            # a coroutine's pauses: they tell when its call ran, not a line of their own
+            start = span_start(ev)
+            if start is not None:
+                marks.setdefault((ev.name, start), []).append((ev.timestamp, kind))
         else:
             (stack[-1].children if stack else forest).append(ev)
+    if marks:  # only a ring with suspensions pays for this walk
+        todo: list[Node] = [node for nodes in roots.values() for node in nodes]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, Call):
+                held = marks.get((node.name, node.start))
+                if held:
+                    node.marks = held
+                todo += node.children
     return roots
 
 
@@ -267,8 +294,11 @@ class FailureView:
         """What follows a call's arguments: its return value or exception,
         other exit fields, its duration."""
         ex = call.exit
+        act = call.activity(self.snapshot.taken_at)
         if ex is None:
-            return "  … no exit: still running at the snapshot"
+            if act is not None and act.stretches[-1][2] == SUSPENDED:
+                return "  … no exit: suspended at the snapshot" + self.ran_text(call, act)
+            return "  … no exit: still running at the snapshot" + self.ran_text(call, act)
         fields = ex.fields
         text = ""
         if fields.get("exception") is not None:
@@ -285,9 +315,17 @@ class FailureView:
         duration = fields.get("duration_ns")
         if isinstance(duration, int):
             text += f"  [{format_duration(duration)}]"
+        text += self.ran_text(call, act)
         if call.entry is None:
             text += "  (entry older than the snapshot)"
         return text
+
+    def ran_text(self, call: Call, act: Activity | None) -> str:
+        """``  (ran X of Y, suspended N times)`` for a call that suspended."""
+        if act is None:
+            return ""
+        wall = act.stretches[-1][1] - act.stretches[0][0]
+        return f"  ({format_ran(act.ran_ns, wall, act.suspensions, act.unknown_ns)})"
 
     def event_text(self, ev: Event) -> str:
         f = ev.fields

@@ -1,0 +1,292 @@
+"""When a span that suspends really ran: :func:`instrument.model.activity`,
+the one definition of a generator's or coroutine's running and suspended
+stretches, and every view that shows them (``ringtrace stats``, the failure
+view's tree, Perfetto, the HTML timeline)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import instrument
+from instrument import Snapshot, trace
+from instrument.model import (
+    RUNNING,
+    SUSPENDED,
+    UNKNOWN,
+    Activity,
+    Event,
+    activity,
+    marks_by_span,
+)
+from instrument.view import stats as stats_view
+from instrument.view.tree import Call, FailureView, build_lanes
+
+ENGINES = ["wrapt"] + (["sysmon"] if instrument.engines.sysmon_available() is None else [])
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    before = instrument.engines.setting()
+    instrument.engines.use(request.param)
+    yield request.param
+    instrument.engines.use(before)
+
+
+# -- the definition --------------------------------------------------------------
+
+
+def test_a_span_runs_from_entry_and_resumptions_to_suspensions_and_exit() -> None:
+    act = activity(0, 100, [(10, "suspend"), (40, "resume"), (50, "suspend"), (90, "resume")])
+    assert act == Activity(
+        (
+            (0, 10, RUNNING),
+            (10, 40, SUSPENDED),
+            (40, 50, RUNNING),
+            (50, 90, SUSPENDED),
+            (90, 100, RUNNING),
+        ),
+        2,
+    )
+    assert act.ran_ns == 30 and act.total(SUSPENDED) == 70 and act.unknown_ns == 0
+
+
+def test_no_marks_means_one_stretch_as_drawn_today() -> None:
+    assert activity(0, 100, []) is None
+    assert activity(0, 100, [], entry=False) is None
+
+
+def test_still_suspended_at_the_snapshot_or_at_the_exit() -> None:
+    # a coroutine waiting when the snapshot was taken (end: the snapshot), or
+    # a generator closed at its yield: suspended up to the end
+    act = activity(0, 100, [(10, "suspend")])
+    assert act is not None and act.stretches == ((0, 10, RUNNING), (10, 100, SUSPENDED))
+    assert act.suspensions == 1
+
+
+def test_an_entry_older_than_the_snapshot_leaves_its_start_unknown() -> None:
+    act = activity(0, 100, [(30, "resume"), (60, "suspend"), (70, "resume")], entry=False)
+    assert act is not None
+    assert act.stretches == (
+        (0, 30, UNKNOWN),
+        (30, 60, RUNNING),
+        (60, 70, SUSPENDED),
+        (70, 100, RUNNING),
+    )
+    assert act.ran_ns == 60 and act.unknown_ns == 30
+    act = activity(0, 100, [(30, "suspend")], entry=False)
+    assert act is not None and act.stretches == ((0, 30, UNKNOWN), (30, 100, SUSPENDED))
+
+
+def test_a_lost_record_between_two_makes_the_stretch_unknown() -> None:
+    # a resumption without a suspension before it (the suspension was in a
+    # skipped sub-buffer), and two suspensions in a row
+    act = activity(0, 100, [(20, "resume"), (50, "suspend")])
+    assert act is not None
+    assert act.stretches == ((0, 20, UNKNOWN), (20, 50, RUNNING), (50, 100, SUSPENDED))
+    act = activity(0, 100, [(20, "suspend"), (50, "suspend"), (60, "resume")])
+    assert act is not None
+    assert act.stretches == (
+        (0, 20, RUNNING),
+        (20, 50, UNKNOWN),
+        (50, 60, SUSPENDED),
+        (60, 100, RUNNING),
+    )
+    assert act.suspensions == 2
+
+
+@pytest.mark.parametrize(
+    "marks",
+    [
+        [(50, "suspend"), (40, "resume")],  # time going back
+        [(-1, "suspend")],  # before the span
+        [(101, "suspend")],  # after it
+        [(50, "entry")],  # not a mark
+        [(50.5, "suspend")],  # not a timestamp
+    ],
+)
+def test_a_sequence_no_span_can_have_gives_the_whole_span(marks: list[Any]) -> None:
+    assert activity(0, 100, marks) is None
+
+
+def test_stretches_of_no_length_are_left_out() -> None:
+    act = activity(0, 100, [(0, "suspend"), (30, "resume"), (30, "suspend"), (100, "resume")])
+    assert act is not None
+    assert act.stretches == ((0, 100, SUSPENDED),) and act.suspensions == 2
+
+
+@given(
+    st.integers(0, 50),
+    st.integers(0, 50),
+    st.lists(st.tuples(st.integers(-5, 110), st.sampled_from(["suspend", "resume", "exit"]))),
+    st.booleans(),
+)
+def test_any_sequence_gives_contiguous_stretches_or_none(
+    start: int, length: int, marks: list[tuple[int, str]], entry: bool
+) -> None:
+    end = start + length
+    act = activity(start, end, marks, entry)
+    if act is None:
+        return
+    assert act.stretches, marks
+    assert act.stretches[0][0] == start and act.stretches[-1][1] == end
+    assert all(a < b for a, b, _ in act.stretches)
+    assert all(prev[1] == nxt[0] and prev[2] != nxt[2] for prev, nxt in pairwise(act.stretches))
+    assert act.ran_ns + act.total(SUSPENDED) + act.unknown_ns == length
+    assert act.suspensions == sum(kind == "suspend" for _, kind in marks)
+
+
+def test_marks_are_found_by_span_identity() -> None:
+    def ev(ts: int, kind: str, **fields: Any) -> Event:
+        return Event(ts, "job", kind, 1, "main", fields, {}, "default", ts)
+
+    events = [
+        ev(0, "entry"),
+        ev(5, "entry"),
+        ev(10, "suspend", duration_ns=10),
+        ev(12, "suspend", duration_ns=7),
+        ev(20, "resume", duration_ns=20),
+        ev(30, "resume", duration_ns=25),
+        ev(31, "suspend"),  # no identity: left out
+    ]
+    assert marks_by_span(events) == {
+        ("job", 0): [(10, "suspend"), (20, "resume")],
+        ("job", 5): [(12, "suspend"), (30, "resume")],
+    }
+
+
+# -- real coroutines, on each engine --------------------------------------------
+
+DELAYS = (0.06, 0.02, 0.04)
+BUSY = 0.003  # each job runs this long (time.sleep holds the thread) between awaits
+
+
+def three_jobs() -> Snapshot:
+    """Three coroutines that overlap on one thread: each runs BUSY, waits
+    its delay, runs BUSY again."""
+
+    async def job(delay: float) -> float:
+        time.sleep(BUSY)
+        await asyncio.sleep(delay)
+        time.sleep(BUSY)
+        return delay
+
+    traced: Callable[[float], Coroutine[Any, Any, float]] = trace(name="job")(job)
+
+    async def main() -> None:
+        await asyncio.gather(*(traced(d) for d in DELAYS))
+
+    instrument.start()
+    try:
+        asyncio.run(main())
+        return instrument.snapshot()
+    finally:
+        instrument.stop()
+
+
+def job_activities(snap: Snapshot) -> dict[int, tuple[int, Activity]]:
+    """Each job's wall time and activity, by entry time, as stats finds them."""
+    marks = marks_by_span(snap.events)
+    found = {}
+    for pair in stats_view.pair_spans(snap):
+        duration, exit_, entry = pair
+        if entry is not None and entry.name == "job":
+            act = stats_view.pair_activity(pair, marks, snap.taken_at)
+            assert act is not None and exit_ is not None
+            found[entry.timestamp] = (duration, act)
+    return found
+
+
+def test_three_overlapping_coroutines_ran_little_of_their_wall_time(engine: str) -> None:
+    snap = three_jobs()
+    found = job_activities(snap)
+    assert len(found) == 3
+    for (wall, act), delay in zip((found[t] for t in sorted(found)), DELAYS, strict=True):
+        assert act.suspensions >= 1 and act.unknown_ns == 0
+        assert act.stretches[0][2] == RUNNING and act.stretches[-1][2] == RUNNING
+        assert act.ran_ns + act.total(SUSPENDED) == wall
+        # it ran its two busy stretches at least, and was suspended at least
+        # for its asyncio.sleep: most of its wall time
+        assert act.ran_ns >= 2 * BUSY * 1e9
+        assert act.total(SUSPENDED) >= 0.9 * delay * 1e9
+        assert act.ran_ns < act.total(SUSPENDED)
+    # one thread: the coroutines took turns, their running stretches never overlap
+    running = sorted(
+        (a, b) for _, act in found.values() for a, b, state in act.stretches if state == RUNNING
+    )
+    assert len(running) >= 6
+    assert all(end <= nxt for (_, end), (nxt, _) in pairwise(running))
+
+
+def test_stats_show_ran_next_to_the_duration_and_per_name(engine: str) -> None:
+    snap = three_jobs()
+    figures = stats_view.compute(snap)
+    (job,) = [n for n in figures.names if n.name == "job"]
+    found = job_activities(snap)
+    assert job.suspended == 3
+    assert job.ran_ns == sum(act.ran_ns for _, act in found.values())
+    assert job.ran_ns < job.total_ns / 3
+    spans = [s for s in figures.spans if s.name == "job"]
+    assert sorted((s.duration_ns, s.ran_ns) for s in spans) == sorted(
+        (wall, act.ran_ns) for wall, act in found.values()
+    )
+    text = "\n".join(stats_view.render(figures, snap))
+    header = next(line for line in text.splitlines() if line.startswith("name "))
+    assert header.split()[-1] == "ran"
+    assert "(suspended once)" in text or "(suspended 2x)" in text
+
+
+def test_the_tree_says_ran_x_of_y(engine: str) -> None:
+    snap = three_jobs()
+    calls = [
+        node
+        for nodes in build_lanes(snap.events).values()
+        for node in nodes
+        if isinstance(node, Call) and node.name == "job"
+    ]
+    assert len(calls) == 3 and all(c.marks for c in calls)
+    view = FailureView(snap)
+    found = job_activities(snap)
+    for call in calls:
+        assert call.entry is not None
+        wall, act = found[call.entry.timestamp]
+        assert call.activity(snap.taken_at) == act
+        assert "  (ran " in view.exit_text(call)
+
+
+def test_a_generator_suspended_at_its_yield_is_suspended(engine: str) -> None:
+    def numbers() -> Iterator[int]:
+        yield 1
+        yield 2
+
+    traced = trace(name="numbers")(numbers)
+    instrument.start()
+    try:
+        it = traced()
+        next(it)
+        time.sleep(BUSY)  # the consumer runs: the generator waits at its yield
+        snap = instrument.snapshot()
+        next(it)
+        it.close()
+    finally:
+        instrument.stop()
+    (pair,) = [p for p in stats_view.pair_spans(snap) if (p[2] or p[1]).name == "numbers"]  # type: ignore[union-attr]
+    assert pair[1] is None  # still open at the snapshot
+    act = stats_view.pair_activity(pair, marks_by_span(snap.events), snap.taken_at)
+    assert act is not None and act.suspensions == 1
+    assert [s for _, _, s in act.stretches] == [RUNNING, SUSPENDED]
+    assert act.total(SUSPENDED) >= BUSY * 1e9
+    (call,) = [
+        n
+        for nodes in build_lanes(snap.events).values()
+        for n in nodes
+        if isinstance(n, Call) and n.name == "numbers"
+    ]
+    assert "suspended at the snapshot" in FailureView(snap).exit_text(call)
