@@ -27,6 +27,7 @@ from instrument.model import (
     marks_by_span,
 )
 from instrument.view import stats as stats_view
+from instrument.view.render import format_duration
 from instrument.view.tree import Call, FailureView, build_lanes
 
 ENGINES = ["wrapt"] + (["sysmon"] if instrument.engines.sysmon_available() is None else [])
@@ -258,7 +259,9 @@ def test_the_tree_says_ran_x_of_y(engine: str) -> None:
         assert call.entry is not None
         wall, act = found[call.entry.timestamp]
         assert call.activity(snap.taken_at) == act
-        assert "  (ran " in view.exit_text(call)
+        text = view.exit_text(call)
+        ran, of = format_duration(act.ran_ns), format_duration(wall)
+        assert f"  (ran {ran} of {of}, suspended " in text, text
 
 
 def test_a_generator_suspended_at_its_yield_is_suspended(engine: str) -> None:
