@@ -6,9 +6,11 @@ view's tree, Perfetto, the HTML timeline)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 import instrument
 from instrument import Snapshot, trace
+from instrument.formats import write_snapshot
 from instrument.model import (
     RUNNING,
     SUSPENDED,
@@ -293,3 +296,112 @@ def test_a_generator_suspended_at_its_yield_is_suspended(engine: str) -> None:
         if isinstance(n, Call) and n.name == "numbers"
     ]
     assert "suspended at the snapshot" in FailureView(snap).exit_text(call)
+
+
+# -- Perfetto ---------------------------------------------------------------------
+
+
+def nest_per_id(
+    items: list[dict[str, Any]], ties_reversed: bool = False
+) -> dict[str, list[tuple[float, float, str]]]:
+    """The async slices of a Chrome trace per id, checked to nest (every
+    ``e`` ends the innermost open ``b`` of its id, by name), taking events
+    at equal times in file order or its reverse."""
+    items = [it for it in items if it["ph"] in ("b", "e")]
+    order = sorted(range(len(items)), key=lambda i: (items[i]["ts"], -i if ties_reversed else i))
+    open_: dict[str, list[tuple[str, float]]] = {}
+    slices: dict[str, list[tuple[float, float, str]]] = {}
+    for i in order:
+        item = items[i]
+        if item["ph"] == "b":
+            open_.setdefault(item["id"], []).append((item["name"], item["ts"]))
+        elif item["ph"] == "e":
+            name, start = open_[item["id"]].pop()
+            assert name == item["name"], (item, name)
+            slices.setdefault(item["id"], []).append((start, item["ts"], name))
+    assert not any(open_.values()), open_
+    return slices
+
+
+def perfetto_items(snap: Snapshot, tmp_path: Path) -> list[dict[str, Any]]:
+    path = write_snapshot(snap, tmp_path / "t", "perfetto")
+    items: list[dict[str, Any]] = json.loads(path.read_text())["traceEvents"]
+    return items
+
+
+def test_perfetto_shows_each_coroutine_running_on_a_track_of_its_own(
+    engine: str, tmp_path: Path
+) -> None:
+    snap = three_jobs()
+    found = job_activities(snap)
+    items = perfetto_items(snap, tmp_path)
+    for reverse in (False, True):
+        slices = nest_per_id(items, reverse)
+    running = {span_id: got for span_id, got in slices.items() if got[0][2] == "running: job"}
+    assert len(running) == 3
+    origin = snap.origin
+    expected = sorted(
+        [((a - origin) / 1000, (b - origin) / 1000) for a, b, s in act.stretches if s == RUNNING]
+        for _, act in found.values()
+    )
+    assert sorted(sorted((a, b) for a, b, _ in got) for got in running.values()) == expected
+    # one thread: never two running at once
+    every = sorted((a, b) for got in running.values() for a, b, _ in got)
+    assert all(end <= nxt for (_, end), (nxt, _) in pairwise(every))
+    args = [it["args"] for it in items if it.get("name") == "running: job"]
+    assert all(a["span"] == "job" and a["ran_ns"] < a["wall_ns"] for a in args)
+
+
+def crossing_generators() -> Snapshot:
+    """Two generators interleaved on one thread, the first ending while the
+    second runs on: the first crosses it (an async slice in Perfetto)."""
+
+    def numbers(n: int) -> Iterator[int]:
+        for i in range(n):
+            time.sleep(0.001)
+            yield i
+
+    traced = trace(name="numbers")(numbers)
+    instrument.start()
+    try:
+        first, second = traced(2), traced(3)
+        next(first)
+        next(second)
+        time.sleep(BUSY)
+        assert list(first) == [1]
+        assert list(second) == [1, 2]
+        return instrument.snapshot()
+    finally:
+        instrument.stop()
+
+
+def test_perfetto_nests_running_slices_in_a_crossing_spans_slice(
+    engine: str, tmp_path: Path
+) -> None:
+    snap = crossing_generators()
+    items = perfetto_items(snap, tmp_path)
+    for reverse in (False, True):
+        slices = nest_per_id(items, reverse)
+    (crossing,) = [got for got in slices.values() if any(n == "numbers" for *_, n in got)]
+    (outer,) = [(a, b) for a, b, n in crossing if n == "numbers"]
+    inner = sorted((a, b) for a, b, n in crossing if n == "running")
+    assert len(inner) == 3  # from its entry, its two resumptions, to its suspensions and exit
+    assert all(outer[0] < a < b < outer[1] for a, b in inner)
+    # the other one is a B/E bar with its running stretches on a track of their own
+    own = [got for got in slices.values() if got[0][2] == "running: numbers"]
+    assert len(own) == 1 and len(own[0]) == 4
+
+
+def test_perfetto_without_suspensions_has_no_running_slices(tmp_path: Path) -> None:
+    @trace(name="plain")
+    def plain() -> int:
+        return 1
+
+    instrument.start()
+    try:
+        plain()
+        snap = instrument.snapshot()
+    finally:
+        instrument.stop()
+    items = perfetto_items(snap, tmp_path)
+    assert not [it for it in items if str(it.get("name", "")).startswith("running")]

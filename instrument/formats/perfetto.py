@@ -45,6 +45,14 @@ Events
       and entry timestamp, see ``instrument.model.span_start``), so that
       three overlapping coroutines keep their own durations; their
       suspensions and resumptions are ``ph: "n"`` instants of that slice.
+    * when a span that suspended (a generator, coroutine or async
+      generator) really ran: an async slice per running stretch
+      (:func:`instrument.model.activity`), ``ph: "b"``/``"e"``, ``args``
+      ``span``, ``ran_ns``, ``wall_ns``, ``suspensions``. For a crossing
+      span, named ``running`` with its ``id``, nested in its slice (a
+      stretch from its entry or to its exit drawn 1 ns inside, so the pairs
+      nest whatever order a viewer takes equal times in); for any other
+      span, named ``running: <name>``, with an ``id`` of its own.
     * point events: instants, ``ph: "i"``, ``s: "t"`` (thread scope).
     * Dynamic context (e.g. the asyncio task) goes in ``args.context``.
     * The events of an asyncio task (context ``task``) are on a lane of
@@ -97,7 +105,7 @@ from itertools import compress, repeat
 from operator import eq, itemgetter, sub
 from typing import Annotated, Any
 
-from ..model import Event, Snapshot, StreamInfo, span_start
+from ..model import RUNNING, Event, Snapshot, StreamInfo, activity, marks_by_span, span_start
 from ..values import plain_value, safe_repr, truncate
 from . import Format, collector_paused, json_format
 from .json_format import BinaryOut
@@ -571,6 +579,7 @@ class _Writer:
         extra_plain = True
         task: str | None = None
         ts = previous = 0
+        suspends = False  # whether any span suspended (see running())
         # The loop runs once per event: no call but the dict it builds in the
         # common case (an exit closing the innermost entry), its state in
         # locals, the lane's first and last timestamps kept only when it
@@ -619,6 +628,7 @@ class _Writer:
                         item.update(name=name, cat=channel, id=span_id, args=args)
                         if phase == "n":
                             item["args"] = {**args, "ringtrace": kind}
+                            suspends = True
                         append(item)
                         continue
                 us = (ts - origin) / 1000
@@ -626,6 +636,8 @@ class _Writer:
                     stack.append((name, ts, channel))
                     phase = "B"
                 elif kind != "exit":
+                    if kind != "event":  # a suspension or resumption
+                        suspends = True
                     if plain:
                         append(Instant("i", "t", us, pid, tid, name, channel, args))
                     else:
@@ -659,8 +671,72 @@ class _Writer:
         if track is not None:
             track.last_ts = ts
         self.finish(window_start)
+        if suspends:
+            self.running(crossing)
         self.flush()
         self.out.write(b"\n]}\n")
+
+    def running(self, crossing: dict[tuple[str, int], str]) -> None:
+        """The running stretches of the spans that suspended, as async
+        slices (see :func:`instrument.model.activity`): ``running`` inside a
+        crossing span's own async slice (its ``id``), else ``running:
+        <name>`` on an async track of their own per span. Only a snapshot
+        with suspensions pays for this pass."""
+        events = self.snapshot.events
+        marks = marks_by_span(events)
+        ends: dict[tuple[str, int], list[Event | None]] = {}  # [entry, exit]
+        for ev in events:
+            kind = ev.kind
+            if kind == "entry" or kind == "exit":
+                key = (ev.name, ev.timestamp if kind == "entry" else span_start(ev) or 0)
+                if key in marks:
+                    ends.setdefault(key, [None, None])[kind == "exit"] = ev
+        taken_at = self.snapshot.taken_at
+        for key, (entry, exit_) in ends.items():
+            start = key[1]
+            end = exit_.timestamp if exit_ is not None else max(taken_at, start)
+            act = activity(start, end, marks[key], entry is not None)
+            if act is None:
+                continue
+            head = entry if entry is not None else exit_
+            assert head is not None
+            task = head.context.get("task") if head.context else None
+            if isinstance(task, str):
+                track = self.task_track(head.thread_id, head.thread_name, task)
+            else:
+                track = self.track(head.thread_id, head.thread_name)
+            span_id = crossing.get(key)
+            nested = span_id is not None
+            name = "running" if nested else f"running: {key[0]}"
+            if span_id is None:
+                span_id = f"0x{len(crossing) + 1:x}"
+                crossing[key] = span_id
+            args = {
+                "span": key[0],
+                "ran_ns": act.ran_ns,
+                "wall_ns": end - start,
+                "suspensions": act.suspensions,
+            }
+            for a, b, state in act.stretches:
+                if state != RUNNING:
+                    continue
+                if nested:  # strictly inside the span's b/e, whatever their order
+                    a, b = max(a, start + 1), min(b, end - 1)
+                    if b <= a:
+                        continue
+                for phase, ts in (("b", a), ("e", b)):
+                    self.emit(
+                        {
+                            "ph": phase,
+                            "ts": self.us(ts),
+                            "pid": track.pid,
+                            "tid": track.tid,
+                            "name": name,
+                            "cat": head.channel,
+                            "id": span_id,
+                            "args": args,
+                        }
+                    )
 
     def end(self, track: _Track, ts: int, name: str, channel: str, args: dict[str, Any]) -> None:
         track.floor = ts
