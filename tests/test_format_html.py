@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_activity import handmade_suspensions, three_jobs
 
 import instrument
 from instrument import Event, Recorder, Snapshot, StreamInfo
@@ -1080,3 +1081,103 @@ def test_the_frame_height_estimate_is_the_model_height(
         )
     assert all(a == b for a, b in heights.values()), repr(heights)
     assert len({a for a, _ in heights.values()}) > 3  # they differ by snapshot
+
+
+# -- when coroutines ran: suspended stretches inside their bars ---------------------
+
+
+def model_in_chromium(chromium: str, tmp_path: Path, page: Path) -> dict[str, Any]:
+    probe = with_script(
+        page,
+        'document.body.setAttribute("data-model", '
+        "JSON.stringify(window.ringtraceTimeline.model()));",
+    )
+    attrs = body_attributes(run_chromium(chromium, tmp_path, probe, "--dump-dom"))
+    assert attrs["data-rendered"] == "1"
+    built: dict[str, Any] = json.loads(html.unescape(attrs["data-model"]))
+    return built
+
+
+@pytest.mark.parametrize("make", ["edges", "jobs"])
+def test_chromium_finds_the_same_stretches_as_the_python_model(
+    make: str, chromium: str, tmp_path: Path
+) -> None:
+    snap = handmade_suspensions() if make == "edges" else three_jobs()
+    page = write_snapshot(snap, tmp_path / make, "html")
+    built = model_in_chromium(chromium, tmp_path, page)
+    expected = timeline.read_data(page)
+    assert expected["activity"]
+    assert built["spans"] == expected["spans"]
+    assert built["activity"] == expected["activity"]
+
+
+# The probe: the colours of a row of pixels across the middle of two
+# stretches of the span "whole", zoomed to it, then the card of the span.
+PIXELS = """
+var tl = window.ringtraceTimeline, m = tl.model(), out = {};
+var i = m.spans.findIndex(function (s) { return m.names[s[7]] === "whole"; });
+tl.zoomTo(m.spans[i][1] - 5000, m.spans[i][2] + 5000);
+var c = document.getElementById("main"), r = c.getBoundingClientRect();
+var x = c.getContext("2d"), dpr = window.devicePixelRatio || 1;
+function row(n) {
+  var p = tl.stretchPoint(i, n), seen = {};
+  for (var dx = -20; dx <= 20; dx++) {
+    var px = Math.round((p.x + dx - r.left) * dpr), py = Math.round((p.y - r.top) * dpr);
+    var d = x.getImageData(px, py, 1, 1).data;
+    seen[d[0] + "," + d[1] + "," + d[2]] = 1;
+  }
+  return Object.keys(seen);
+}
+out.running = row(2);
+out.suspended = row(1);
+out.drawn = Number(document.body.getAttribute("data-suspended-drawn"));
+var p = tl.spanPoint(i);
+document.getElementById("main").dispatchEvent(
+  new MouseEvent("mousemove", {clientX: p.x, clientY: p.y, bubbles: true}));
+out.card = document.getElementById("tip").textContent;
+document.body.setAttribute("data-probe", JSON.stringify(out));
+"""
+
+
+def test_chromium_draws_suspended_stretches_inside_the_bar(chromium: str, tmp_path: Path) -> None:
+    page = write_snapshot(handmade_suspensions(), tmp_path / "edges", "html")
+    attrs = body_attributes(
+        run_chromium(chromium, tmp_path, with_script(page, PIXELS), "--dump-dom")
+    )
+    probe = json.loads(html.unescape(attrs["data-probe"]))
+    # running: the bar's own colour, one colour across; suspended: faded and
+    # hatched, several colours, none of them the running one
+    assert len(probe["running"]) == 1, probe
+    assert len(probe["suspended"]) >= 2, probe
+    assert probe["running"][0] not in probe["suspended"]
+    solid = [int(v) for v in probe["running"][0].split(",")]
+    faded = [[int(v) for v in c.split(",")] for c in probe["suspended"]]
+    assert max(sum(c) for c in faded) > sum(solid)  # lighter: faded towards white
+    assert probe["drawn"] >= 2  # both suspended stretches of "whole"
+    assert "ran 45.0 \u00b5s of 170.0 \u00b5s, suspended 2 times" in probe["card"]
+
+
+def test_chromium_shows_real_coroutines_ran_little_of_their_bars(
+    chromium: str, tmp_path: Path
+) -> None:
+    snap = three_jobs()
+    page = write_snapshot(snap, tmp_path / "jobs", "html")
+    data = timeline.read_data(page)
+    index = data["activity"][0][0]
+    script = f"""
+    var tl = window.ringtraceTimeline, out = {{}};
+    out.drawn = Number(document.body.getAttribute("data-suspended-drawn"));
+    var p = tl.spanPoint({index});
+    document.getElementById("main").dispatchEvent(
+      new MouseEvent("mousemove", {{clientX: p.x, clientY: p.y, bubbles: true}}));
+    out.card = document.getElementById("tip").textContent;
+    document.body.setAttribute("data-probe", JSON.stringify(out));
+    """
+    attrs = body_attributes(
+        run_chromium(chromium, tmp_path, with_script(page, script), "--dump-dom")
+    )
+    probe = json.loads(html.unescape(attrs["data-probe"]))
+    assert probe["drawn"] >= 3  # each job's wait, drawn in its bar
+    assert re.search(r"ran [\d.]+ .s of [\d.]+ ms, suspended (once|\d+ times)", probe["card"]), (
+        probe
+    )

@@ -53,6 +53,13 @@ same in Python, and the tests compare them in Chromium):
   :data:`ERROR` and :data:`START_UNKNOWN`. An exit pairs with its own
   entry (name and entry time, see :func:`~instrument.model.span_start`), so
   overlapping coroutines on one thread never swap.
+* ``activity``: ``[span, suspensions, [start, end, state, ...]]`` for
+  each span that suspended (a generator, coroutine or async generator):
+  its index in ``spans``, how often it suspended, and its stretches
+  (:func:`~instrument.model.activity`, times as ``spans``'), ``state`` 0
+  running, 1 suspended, 2 unknown. The page draws suspended stretches
+  faded and hatched inside the bar, and its card says how long the span
+  ran of its duration.
 * ``gaps``: ``[lane, start_position, end_position, t_before, t_after,
   records, subbufs]`` per skipped sub-buffer range; ``t_before``/``t_after``
   are the times of the events either side (``null`` when there is none).
@@ -78,7 +85,16 @@ from operator import itemgetter, sub
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ..model import Event, Snapshot, SnapshotFileError, StreamInfo
+from ..model import (
+    RUNNING,
+    SUSPENDED,
+    Event,
+    Snapshot,
+    SnapshotFileError,
+    StreamInfo,
+    activity,
+    marks_by_span,
+)
 from ..values import safe_repr
 from . import Format, json_format
 
@@ -642,6 +658,8 @@ def _model_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         data = _json(span_rows, ints=True)[1:-1]
         yield data if begin == 0 else b"," + data
 
+    yield b'],"activity":' + _json(_activity_rows(events, laid, base))
+
     flag_counts = Counter(map(_span_flags, laid))
     summary = {
         **_counts(snapshot),
@@ -651,13 +669,40 @@ def _model_chunks(snapshot: Snapshot) -> Iterator[bytes]:
         "errors": sum(n for flag, n in flag_counts.items() if flag & ERROR),
     }
     header = _header(snapshot, base)
-    yield b'],"gaps":' + _json(_gap_rows(lanes, positions, base))
+    yield b',"gaps":' + _json(_gap_rows(lanes, positions, base))
     yield b',"names":' + _json(names.items)
     yield b',"kinds":' + _json(kinds.items)
     yield b',"contexts":' + _json(contexts.items)
     yield b',"lanes":' + _json(lanes.rows())
     yield b',"summary":' + _json(summary)
     yield b',"snapshot":' + _json(header) + b"}"
+
+
+#: The codes of a stretch's state in ``activity`` rows (running, suspended,
+#: unknown: see :func:`instrument.model.activity`).
+STRETCH_CODES = {RUNNING: 0, SUSPENDED: 1}
+_UNKNOWN_CODE = 2
+
+
+def _activity_rows(events: Sequence[Event], laid: list[_Laid], base: int) -> list[list[Any]]:
+    """``[span, suspensions, [start, end, state, ...]]`` for each laid-out
+    span that suspended (see the module docstring)."""
+    marks = marks_by_span(events)
+    if not marks:
+        return []
+    rows: list[list[Any]] = []
+    for i, (_lane, _depth, start, stop, entry, exit_, flags) in enumerate(laid):
+        if flags & START_UNKNOWN:
+            continue
+        found = marks.get((events[entry if entry >= 0 else exit_].name, start))
+        act = activity(start, stop, found, entry >= 0) if found else None
+        if act is None:
+            continue
+        flat: list[int] = []
+        for a, b, state in act.stretches:
+            flat += (a - base, b - base, STRETCH_CODES.get(state, _UNKNOWN_CODE))
+        rows.append([i, act.suspensions, flat])
+    return rows
 
 
 #: The page's height above the lanes (header, toolbar, legend, overview and
