@@ -552,3 +552,21 @@ def test_stats_and_the_tree_follow_the_definition_at_the_windows_edges() -> None
     assert "(ran 45.0 us of 170.0 us, suspended 2 times)" in view.exit_text(calls["whole"])
     assert "no exit: suspended at the snapshot" in view.exit_text(calls["open"])
     assert "(ran " not in view.exit_text(calls["back"]) + view.exit_text(calls["plain"])
+
+
+def test_perfetto_follows_the_definition_at_the_windows_edges(tmp_path: Path) -> None:
+    items = perfetto_items(handmade_suspensions(), tmp_path)
+    for reverse in (False, True):
+        slices = nest_per_id(items, reverse)
+    running = {
+        got[0][2].removeprefix("running: "): sorted((a + TAKEN_US, b + TAKEN_US) for a, b, _ in got)
+        for got in slices.values()
+        if got[0][2].startswith("running: ")
+    }
+    expected = {
+        name: [(a, b) for a, b, state in stretches if state == RUNNING]
+        for name, (_, stretches) in EDGE_STRETCHES.items()
+    }
+    # what the records cannot tell (before the first record of "lost") is
+    # not drawn as running; "back" (a suspension after its exit) has none
+    assert running == expected
