@@ -243,7 +243,12 @@ def test_stats_show_ran_next_to_the_duration_and_per_name(engine: str) -> None:
     assert sorted((s.duration_ns, s.ran_ns) for s in spans) == sorted(
         (wall, act.ran_ns) for wall, act in found.values()
     )
+    # suspensions and resumptions are counted apart from point events
+    (thread,) = figures.threads
+    assert thread.pauses == sum(ev.kind in ("suspend", "resume") for ev in snap.events) >= 6
+    assert thread.points == sum(ev.kind == "event" for ev in snap.events)
     text = "\n".join(stats_view.render(figures, snap))
+    assert "suspend/resume" in text.splitlines()[3]
     header = next(line for line in text.splitlines() if line.startswith("name "))
     assert header.split()[-1] == "ran"
     assert "(suspended once)" in text or "(suspended 2x)" in text

@@ -42,6 +42,8 @@ class ThreadStats:
     entries: int = 0
     exits: int = 0
     points: int = 0
+    #: Suspensions and resumptions of generators and coroutines.
+    pauses: int = 0
     dropped: int = 0
     skipped: int = 0
     skipped_subbufs: int = 0
@@ -51,7 +53,7 @@ class ThreadStats:
     @property
     def events(self) -> int:
         """Events of every kind read from this thread."""
-        return self.entries + self.exits + self.points
+        return self.entries + self.exits + self.points + self.pauses
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ def compute(snapshot: Snapshot, *, top: int = 10) -> Stats:
             ts.entries += n
         elif kind == "exit":
             ts.exits += n
+        elif kind == "suspend" or kind == "resume":
+            ts.pauses += n
         else:
             ts.points += n
 
@@ -307,6 +311,7 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
         "",
         style.paint("threads", "\x1b[1m"),
     ]
+    pauses = any(t.pauses for t in stats.threads)  # suspensions and resumptions
     lines += table(
         (
             "thread",
@@ -316,6 +321,7 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
             "entries",
             "exits",
             "points",
+            *(("suspend/resume",) if pauses else ()),
             "dropped",
             "skipped",
             "overwritten",
@@ -331,6 +337,7 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
                 c(t.entries),
                 c(t.exits),
                 c(t.points),
+                *((c(t.pauses),) if pauses else ()),
                 c(t.dropped),
                 f"{c(t.skipped)} ({t.skipped_subbufs} sb)",
                 c(t.overwritten),
@@ -339,7 +346,7 @@ def render(stats: Stats, snapshot: Snapshot, *, style: Style = PLAIN) -> list[st
             )
             for t in stats.threads
         ),
-        right=range(1, 11),
+        right=range(1, 12 if pauses else 11),
     )
     lines += ["", style.paint("most frequent events", "\x1b[1m")]
     # "ran": the spans' running time, for names whose spans suspended
