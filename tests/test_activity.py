@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+from coroutine_helpers import DELAYS, run_jobs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -170,7 +171,6 @@ def test_marks_are_found_by_span_identity() -> None:
 
 # -- real coroutines, on each engine --------------------------------------------
 
-DELAYS = (0.06, 0.02, 0.04)
 BUSY = 0.001  # each job runs this long (time.sleep holds the thread) between awaits
 
 
@@ -184,17 +184,7 @@ def three_jobs() -> Snapshot:
         time.sleep(BUSY)
         return delay
 
-    traced: Callable[[float], Coroutine[Any, Any, float]] = trace(name="job")(job)
-
-    async def main() -> None:
-        await asyncio.gather(*(traced(d) for d in DELAYS))
-
-    instrument.start()
-    try:
-        asyncio.run(main())
-        return instrument.snapshot()
-    finally:
-        instrument.stop()
+    return run_jobs(job)
 
 
 def job_activities(snap: Snapshot) -> dict[int, tuple[int, Activity]]:

@@ -8,20 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
+from coroutine_helpers import run_jobs
 
-import instrument
-from instrument import Snapshot, trace
+from instrument import Snapshot
 from instrument.formats import write_snapshot
 from instrument.formats.html import read_data
 from instrument.model import span_start
 from instrument.view.stats import pair_spans
-
-DELAYS = (0.06, 0.02, 0.04)
 
 
 @pytest.fixture(params=["wrapt", "sysmon"])
@@ -38,17 +35,7 @@ def overlapping() -> Snapshot:
         await asyncio.sleep(delay)
         return delay
 
-    traced: Callable[[float], Coroutine[Any, Any, float]] = trace(name="job")(job)
-
-    async def main() -> None:
-        await asyncio.gather(*(traced(d) for d in DELAYS))
-
-    instrument.start()
-    try:
-        asyncio.run(main())
-        return instrument.snapshot()
-    finally:
-        instrument.stop()
+    return run_jobs(job)
 
 
 def in_start_order(durations: dict[int, int]) -> list[int]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import wrapt
+from coroutine_helpers import own_code, run_jobs
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -50,18 +51,6 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
     instrument.engines.use(before)
 
 
-def own(func: Any) -> Any:
-    """``func`` with a code object of its own: the sysmon engine traces code
-    objects, and each test's function must be a fresh registration."""
-    return types.FunctionType(
-        func.__code__.replace(),
-        func.__globals__,
-        func.__name__,
-        func.__defaults__,
-        func.__closure__,
-    )
-
-
 def kinds(name: str, events: list[Event] | None = None) -> list[str]:
     events = instrument.snapshot().events if events is None else events
     return [ev.kind for ev in events if ev.name == name]
@@ -76,8 +65,6 @@ def one_identity(name: str, events: list[Event]) -> None:
 
 # -- coroutines overlapping on one thread: their real running slices ---------
 
-DELAYS = (0.06, 0.02, 0.04)
-
 
 def three_jobs() -> Snapshot:
     async def job(delay: float) -> float:
@@ -85,17 +72,7 @@ def three_jobs() -> Snapshot:
         await asyncio.sleep(delay)
         return delay
 
-    traced: Callable[[float], Coroutine[Any, Any, float]] = trace(name="job")(own(job))
-
-    async def main() -> None:
-        await asyncio.gather(*(traced(d) for d in DELAYS))
-
-    instrument.start()
-    try:
-        asyncio.run(main())
-        return instrument.snapshot()
-    finally:
-        instrument.stop()
+    return run_jobs(own_code(job))
 
 
 def running_slices(snap: Snapshot, name: str) -> dict[int, list[tuple[int, int]]]:
@@ -187,7 +164,7 @@ def accumulator() -> Iterator[int]:
 def test_a_generator_records_each_suspension_and_resumption(
     engine: str, recorder: Recorder
 ) -> None:
-    gen = trace(name="acc")(own(accumulator))()
+    gen = trace(name="acc")(own_code(accumulator))()
     assert [next(gen), gen.send(5), gen.throw(ValueError("reset")), gen.send(2)] == [0, 5, 0, 2]
     gen.close()
     events = instrument.snapshot().events
@@ -203,7 +180,7 @@ def test_a_generator_ending_records_its_last_resumption_then_its_exit(
         yield 1
         yield 2
 
-    assert list(trace(name="two")(own(two))()) == [1, 2]
+    assert list(trace(name="two")(own_code(two))()) == [1, 2]
     assert kinds("two") == ["entry", "suspend", "resume", "suspend", "resume", "exit"]
 
 
@@ -216,7 +193,7 @@ def test_a_generator_resumed_on_another_thread_pairs_by_identity(
         yield 1
         yield 2
 
-    gen = trace(name="moved")(own(two))()
+    gen = trace(name="moved")(own_code(two))()
     assert next(gen) == 1
     got: list[int] = []
     worker = threading.Thread(target=lambda: got.extend(gen))
@@ -237,7 +214,7 @@ def test_a_generator_records_nothing_half_paired_across_recordings(
         yield 2
         yield 3
 
-    traced = trace(name="three")(own(three))
+    traced = trace(name="three")(own_code(three))
     start_recording()
     gen = traced()
     assert next(gen) == 1  # entered while recording
@@ -290,7 +267,7 @@ async def ticker() -> AsyncIterator[int]:
 def test_an_async_generator_records_its_awaits_and_its_yields(
     engine: str, recorder: Recorder
 ) -> None:
-    agen = trace(name="tick")(own(ticker))()
+    agen = trace(name="tick")(own_code(ticker))()
     assert run(agen.__anext__()) == 0
     assert run(agen.asend(None)) == 1
     assert run(agen.athrow(ValueError("restart"))) == 0
@@ -319,7 +296,7 @@ def test_an_async_generator_records_its_awaits_and_its_yields(
 def test_an_async_generator_athrow_that_ends_it_is_its_exit(
     engine: str, recorder: Recorder
 ) -> None:
-    agen = trace(name="tick")(own(ticker))()
+    agen = trace(name="tick")(own_code(ticker))()
     assert run(agen.__anext__()) == 0
     with pytest.raises(KeyError):
         run(agen.athrow(KeyError("stop")))
@@ -342,7 +319,7 @@ async def sleeper(started: asyncio.Event) -> str:
 def test_a_cancelled_coroutine_records_its_resumption_by_the_cancellation(
     engine: str, recorder: Recorder
 ) -> None:
-    traced = trace(name="sleeper")(own(sleeper))
+    traced = trace(name="sleeper")(own_code(sleeper))
 
     async def scenario() -> bool:
         started = asyncio.Event()

@@ -28,6 +28,7 @@ from typing import Any
 import _transparency_targets as targets
 import pytest
 import wrapt
+from coroutine_helpers import own_code
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -240,21 +241,6 @@ def engine_in_use(engine: str) -> Iterator[str]:
     instrument.engines.use(engine)
     yield engine
     instrument.engines.use(before)
-
-
-def own_code(func: Any) -> Any:
-    """``func`` with a code object of its own. The sys.monitoring engine
-    traces code objects and ``@trace`` returns the very function: both sides
-    of a comparison need code of their own, which no earlier example (on
-    either engine: the wrapt engine leaves alone what sysmon traces)
-    registered."""
-    return types.FunctionType(
-        func.__code__.replace(),
-        func.__globals__,
-        func.__name__,
-        func.__defaults__,
-        func.__closure__,
-    )
 
 
 # Where they are expected to fail, failing is the point: no shrinking.
