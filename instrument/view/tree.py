@@ -138,9 +138,7 @@ def build_lanes(events: Iterable[Event]) -> dict[LaneKey, list[Node]]:
     stack: list[Call] = []
     marks: dict[tuple[str, int], list[tuple[int, str]]] = {}
     for ev in events:
-        context = ev.context
-        task = context.get("task") if context else None
-        key = (ev.thread_id, ev.thread_name, task if isinstance(task, str) else None)
+        key = lane_of(ev)
         if key != lane:
             lane = key
             forest = roots.setdefault(key, [])
